@@ -1,0 +1,438 @@
+/* readloop.c — the measured loops. Python calls rb_run() once per pyperf value;
+ * nothing but the read syscalls (and, for stream/uncached, a wrap or an untimed
+ * eviction pause) sits between the two clock reads. */
+#define _GNU_SOURCE
+#include "readloop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096u
+#define PIPE_CHUNK 65536u
+
+static const char *const wl_names[] = {"cached", "cached-stream", "uncached", "direct", "pipe"};
+
+struct rb_ctx {
+    int workload;
+    int fd;               /* data file, or the pipe's read end */
+    int wfd;              /* pipe write end */
+    uint64_t size;        /* bytes per operation */
+    uint64_t file_size;
+    uint64_t stride;      /* uncached/direct: distance between successive offsets */
+    uint64_t pos;         /* stream/uncached/direct: next offset */
+    char *mem;            /* allocation holding the (possibly offset) user buffer */
+    size_t mem_len;
+    char *buf;
+    pthread_t writer;
+    int writer_started;
+    atomic_int stop;
+    atomic_int writer_errno;
+};
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int e, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return e > 0 ? -e : (e == 0 ? -EIO : e);
+}
+
+static void *pipe_writer(void *arg)
+{
+    struct rb_ctx *c = arg;
+    /* The reader closing its end must end this thread with EPIPE, not kill the process. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    char *src = malloc(PIPE_CHUNK);
+    if (!src) {
+        atomic_store(&c->writer_errno, ENOMEM);
+        return NULL;
+    }
+    memset(src, 0x5a, PIPE_CHUNK);
+    while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+        ssize_t w = write(c->wfd, src, PIPE_CHUNK);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EPIPE && errno != EBADF)
+                atomic_store(&c->writer_errno, errno);
+            break;
+        }
+    }
+    free(src);
+    return NULL;
+}
+
+int rb_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align)
+{
+    /* struct statx from glibc >= 2.28; the DIO fields exist from Linux 6.1 headers.
+     * Read them by offset-stable names through a raw buffer so older headers build. */
+    struct statx stx;
+    memset(&stx, 0, sizeof(stx));
+    *mem_align = 0;
+    *offset_align = 0;
+    if (statx(AT_FDCWD, path, 0, 0x00002000U /* STATX_DIOALIGN */, &stx) != 0)
+        return -errno;
+    if (!(stx.stx_mask & 0x00002000U))
+        return 0;
+    /* stx_dio_mem_align and stx_dio_offset_align follow stx_mnt_id (u64) in the
+     * kernel ABI: byte offsets 0x98 and 0x9c. */
+    const unsigned char *raw = (const unsigned char *)&stx;
+    memcpy(mem_align, raw + 0x98, 4);
+    memcpy(offset_align, raw + 0x9c, 4);
+    return 0;
+}
+
+int64_t rb_resident_pages(const char *path, int64_t *total_pages)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    size_t len = (size_t)st.st_size;
+    size_t pages = (len + PAGE - 1) / PAGE;
+    *total_pages = (int64_t)pages;
+    if (len == 0) {
+        close(fd);
+        return 0;
+    }
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    unsigned char *vec = malloc(pages);
+    if (!vec) {
+        munmap(m, len);
+        return -ENOMEM;
+    }
+    int64_t resident = 0;
+    if (mincore(m, len, vec) == 0) {
+        for (size_t i = 0; i < pages; i++)
+            resident += vec[i] & 1;
+    } else {
+        resident = -errno;
+    }
+    free(vec);
+    munmap(m, len);
+    return resident;
+}
+
+int rb_open(int workload, const char *path, uint64_t size, uint32_t buf_offset,
+            uint64_t io_align, struct rb_ctx **out, char *err, size_t errlen)
+{
+    if (workload < RB_CACHED || workload > RB_PIPE)
+        return fail(err, errlen, EINVAL, "unknown workload id %d", workload);
+    const char *wl = wl_names[workload];
+    if (size == 0)
+        return fail(err, errlen, EINVAL, "workload %s: size must be > 0", wl);
+    struct rb_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return fail(err, errlen, ENOMEM, "workload %s: out of memory", wl);
+    c->workload = workload;
+    c->size = size;
+    c->fd = -1;
+    c->wfd = -1;
+
+    /* User buffer: 4 KiB aligned (DIO needs more at most io_align), then offset by
+     * buf_offset bytes to test destination misalignment. Prefaulted so first-touch
+     * clear_page never lands inside a timed loop. */
+    size_t align = io_align > PAGE ? io_align : PAGE;
+    c->mem_len = (size + buf_offset + align + PAGE - 1) / PAGE * PAGE;
+    if (posix_memalign((void **)&c->mem, align, c->mem_len) != 0) {
+        free(c);
+        return fail(err, errlen, ENOMEM, "workload %s: cannot allocate %llu-byte buffer", wl,
+                    (unsigned long long)size);
+    }
+    memset(c->mem, 0, c->mem_len);
+    c->buf = c->mem + buf_offset;
+
+    int rc = 0;
+    if (workload == RB_PIPE) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) {
+            rc = fail(err, errlen, errno, "workload pipe: pipe2 failed: %s", strerror(errno));
+            goto out_free;
+        }
+        c->fd = p[0];
+        c->wfd = p[1];
+        /* As large as allowed, so the writer stays ahead of the reader. */
+        int want = 1 << 20;
+        FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+        if (f) {
+            if (fscanf(f, "%d", &want) != 1)
+                want = 1 << 20;
+            fclose(f);
+        }
+        if (fcntl(c->wfd, F_SETPIPE_SZ, want) < 0) {
+            rc = fail(err, errlen, errno, "workload pipe: F_SETPIPE_SZ(%d) failed: %s", want,
+                      strerror(errno));
+            goto out_close;
+        }
+        if (pthread_create(&c->writer, NULL, pipe_writer, c) != 0) {
+            rc = fail(err, errlen, EAGAIN, "workload pipe: cannot start writer thread");
+            goto out_close;
+        }
+        c->writer_started = 1;
+        *out = c;
+        return 0;
+    }
+
+    int flags = O_RDONLY | O_CLOEXEC | (workload == RB_DIRECT ? O_DIRECT : 0);
+    c->fd = open(path, flags);
+    if (c->fd < 0) {
+        rc = fail(err, errlen, errno, "workload %s: open(%s%s) failed: %s", wl, path,
+                  workload == RB_DIRECT ? ", O_DIRECT" : "", strerror(errno));
+        goto out_free;
+    }
+    struct stat st;
+    if (fstat(c->fd, &st) != 0) {
+        rc = fail(err, errlen, errno, "workload %s: fstat(%s): %s", wl, path, strerror(errno));
+        goto out_close;
+    }
+    c->file_size = (uint64_t)st.st_size;
+    if (c->file_size < size) {
+        rc = fail(err, errlen, EINVAL, "workload %s: data file %s has %llu bytes, fewer than size %llu",
+                  wl, path, (unsigned long long)c->file_size, (unsigned long long)size);
+        goto out_close;
+    }
+    if (workload == RB_UNCACHED) {
+        /* Readahead off: each op must fault exactly its own page(s) in. */
+        int e = posix_fadvise(c->fd, 0, 0, POSIX_FADV_RANDOM);
+        if (e) {
+            rc = fail(err, errlen, e, "workload uncached: fadvise(RANDOM): %s", strerror(e));
+            goto out_close;
+        }
+        c->stride = (size + PAGE - 1) / PAGE * PAGE;
+    } else if (workload == RB_DIRECT) {
+        uint64_t a = io_align ? io_align : 512;
+        c->stride = (size + a - 1) / a * a;
+    }
+    if (workload == RB_CACHED || workload == RB_CACHED_STREAM) {
+        /* Warm the page cache with the bytes the loop will read. */
+        uint64_t upto = workload == RB_CACHED ? size : c->file_size;
+        for (uint64_t off = 0; off < upto;) {
+            ssize_t r = pread(c->fd, c->buf, (size_t)(upto - off < size ? upto - off : size), (off_t)off);
+            if (r <= 0) {
+                rc = fail(err, errlen, r < 0 ? errno : EIO, "workload %s: warm-up pread at %llu: %s", wl,
+                          (unsigned long long)off, r < 0 ? strerror(errno) : "unexpected EOF");
+                goto out_close;
+            }
+            off += (uint64_t)r;
+        }
+    }
+    *out = c;
+    return 0;
+
+out_close:
+    if (c->wfd >= 0)
+        close(c->wfd);
+    if (c->fd >= 0)
+        close(c->fd);
+out_free:
+    free(c->mem);
+    free(c);
+    return rc;
+}
+
+static int evict(struct rb_ctx *c, char *err, size_t errlen)
+{
+    int e = posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (e)
+        return fail(err, errlen, e, "workload uncached: fadvise(DONTNEED): %s", strerror(e));
+    return 0;
+}
+
+static void ctl(const int *fds, int n, unsigned long req)
+{
+    for (int i = 0; i < n; i++)
+        ioctl(fds[i], req, PERF_IOC_FLAG_GROUP);
+}
+
+/* The loops below return early on the first short or failed read: the caller
+ * gets an error, never a timing over fewer bytes than asked for. */
+int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
+           struct rb_result *res, char *err, size_t errlen)
+{
+    const char *wl = wl_names[c->workload];
+    const size_t size = (size_t)c->size;
+    char *const buf = c->buf;
+    const int fd = c->fd;
+    uint64_t i = 0, syscalls = 0, t0, t1, total = 0;
+    ssize_t r = 0;
+    memset(res, 0, sizeof(*res));
+
+    switch (c->workload) {
+    case RB_CACHED:
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_ENABLE);
+        t0 = now_ns();
+        for (i = 0; i < loops; i++) {
+            r = pread(fd, buf, size, 0);
+            if ((size_t)r != size)
+                break;
+        }
+        t1 = now_ns();
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
+        total = t1 - t0;
+        syscalls = i + (i < loops);
+        break;
+
+    case RB_CACHED_STREAM: {
+        uint64_t pos = c->pos;
+        const uint64_t fsz = c->file_size;
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_ENABLE);
+        t0 = now_ns();
+        for (i = 0; i < loops; i++) {
+            if (pos + size > fsz) { /* wrap: once per file_size/size ops */
+                lseek(fd, 0, SEEK_SET);
+                pos = 0;
+            }
+            r = read(fd, buf, size);
+            if ((size_t)r != size)
+                break;
+            pos += size;
+        }
+        t1 = now_ns();
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
+        c->pos = pos;
+        total = t1 - t0;
+        syscalls = i + (i < loops);
+        break;
+    }
+
+    case RB_UNCACHED:
+    case RB_DIRECT: {
+        /* Each op reads a different offset. Uncached: the file is evicted before each
+         * timed segment, and a segment never revisits a page, so every op misses. */
+        const uint64_t slots = c->file_size / c->stride;
+        if (slots == 0)
+            return fail(err, errlen, EINVAL, "workload %s: data file smaller than one op", wl);
+        uint64_t done = 0;
+        while (done < loops) {
+            uint64_t seg = loops - done;
+            if (c->workload == RB_UNCACHED) {
+                if (seg > slots)
+                    seg = slots;
+                int e = evict(c, err, errlen);
+                if (e)
+                    return e;
+                c->pos = 0;
+                res->evictions++;
+            }
+            uint64_t slot = c->pos;
+            ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_ENABLE);
+            t0 = now_ns();
+            for (i = 0; i < seg; i++) {
+                r = pread(fd, buf, size, (off_t)(slot * c->stride));
+                if ((size_t)r != size)
+                    break;
+                if (++slot == slots)
+                    slot = 0;
+            }
+            t1 = now_ns();
+            ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
+            c->pos = slot;
+            total += t1 - t0;
+            done += i;
+            syscalls += i + (i < seg);
+            if (i < seg)
+                break;
+        }
+        i = done;
+        break;
+    }
+
+    case RB_PIPE: {
+        /* One op = `size` bytes received. A pipe may hand over less than asked for
+         * when the writer has not caught up; the op then continues reading and the
+         * extra calls are counted (res->syscalls > res->ops), never hidden. */
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_ENABLE);
+        t0 = now_ns();
+        for (i = 0; i < loops; i++) {
+            size_t got = 0;
+            do {
+                r = read(fd, buf + got, size - got);
+                syscalls++;
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            } while (got < size);
+            if (got != size)
+                break;
+        }
+        t1 = now_ns();
+        ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
+        total = t1 - t0;
+        break;
+    }
+    }
+
+    res->ns = total;
+    res->ops = i;
+    res->syscalls = syscalls;
+    res->bytes = i * c->size;
+    if (i < loops) {
+        if (r < 0)
+            return fail(err, errlen, errno, "workload %s: read #%llu of %llu bytes failed: %s (errno %d)",
+                        wl, (unsigned long long)i, (unsigned long long)c->size, strerror(errno), errno);
+        if (c->workload == RB_PIPE && atomic_load(&c->writer_errno))
+            return fail(err, errlen, atomic_load(&c->writer_errno), "workload pipe: writer failed: %s",
+                        strerror(atomic_load(&c->writer_errno)));
+        return fail(err, errlen, EIO, "workload %s: short read #%llu: %zd of %llu bytes", wl,
+                    (unsigned long long)i, r, (unsigned long long)c->size);
+    }
+    return 0;
+}
+
+void *rb_buffer(struct rb_ctx *c) { return c->buf; }
+
+void rb_close(struct rb_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->workload == RB_PIPE && c->writer_started) {
+        atomic_store(&c->stop, 1);
+        /* Closing the read end makes a blocked write fail with EPIPE. */
+        close(c->fd);
+        c->fd = -1;
+        pthread_join(c->writer, NULL);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->wfd >= 0)
+        close(c->wfd);
+    free(c->mem);
+    free(c);
+}
