@@ -1,0 +1,612 @@
+"""Statistics over one run's results directory (design §6, anchors §5).
+
+The worker process is the unit of replication: values inside one pyperf run are
+correlated, so every test works on per-process medians, and every CI comes from a
+two-level bootstrap (resample processes, then values inside each chosen process).
+
+Public API:
+    analyze_run(run_dir, alpha=0.01, margin=0.02) -> dict   (JSON-able)
+    load_run(run_dir) -> RunData
+    compare_groups(a_runs, b_runs, ...) -> dict             (one B-vs-A comparison, uncorrected)
+    bootstrap_two_level(runs, ...) -> (medians, means)      (bootstrap replicates)
+    hodges_lehmann(a, b) -> float
+    holm(pvalues) / bh(pvalues) -> adjusted p-values
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyperf
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_ind
+
+from readbench.errors import BadInput
+
+NS_PER_S = 1e9
+DEFAULT_BOOT = 2000
+POWER = 0.8
+SCHEMA = "readbench.analysis/1"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class CellData:
+    name: str
+    workload: str
+    size: int
+    buf_offset: int
+    hook: str
+    aa_copy: bool
+    status: str = "ok"
+    reason: str = ""
+    # one array per worker process, ns per read op
+    runs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.workload, self.size, self.buf_offset)
+
+    @property
+    def n_values(self) -> int:
+        return int(sum(len(r) for r in self.runs))
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    manifest: dict[str, Any]
+    cells: dict[str, CellData]
+    # manifest cells without any data in suite.json (failed, unavailable, not reached)
+    no_data: list[dict[str, Any]]
+    # benchmark names in suite.json that the manifest does not list
+    unlisted: list[str]
+
+
+def parse_cell_name(name: str) -> tuple[str, int, int, str, bool]:
+    """`WORKLOAD/SIZE[+OFF]/HOOK[#aa]` -> (workload, size, offset, hook, aa_copy).
+    The hook may itself contain '/', so split only twice."""
+    parts = name.split("/", 2)
+    if len(parts) != 3:
+        raise ValueError(f"cell name {name!r} is not WORKLOAD/SIZE[+OFFSET]/HOOK")
+    workload, size_s, hook = parts
+    off = 0
+    if "+" in size_s:
+        size_s, off_s = size_s.split("+", 1)
+        off = int(off_s)
+    aa = hook.endswith("#aa")
+    if aa:
+        hook = hook[: -len("#aa")]
+    return workload, int(size_s), off, hook, aa
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: missing ({what})") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_side_json(path: Path) -> Any | None:
+    """A side file (perf/, bpf/, copy.json): None when absent or unreadable, since the
+    report must still render from the suite alone."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BadInput(
+            f"run directory {run_dir}: does not exist or is not a directory "
+            "(expected results/<run-id>/ written by `readbench run`)"
+        )
+    manifest = _read_json(run_dir / "manifest.json", "every run directory has a manifest.json")
+    if not isinstance(manifest, dict):
+        raise BadInput(f"{run_dir / 'manifest.json'}: must be a JSON object")
+    cells = manifest.get("cells")
+    if not isinstance(cells, list):
+        raise BadInput(f"{run_dir / 'manifest.json'}: 'cells' must be a list of cell objects")
+    for i, c in enumerate(cells):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise BadInput(
+                f"{run_dir / 'manifest.json'}: cells[{i}] must be an object with a string 'name'"
+            )
+    for key in ("probe", "matrix"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            raise BadInput(f"{run_dir / 'manifest.json'}: '{key}' must be an object")
+    if "unavailable" in manifest and not isinstance(manifest["unavailable"], list):
+        raise BadInput(f"{run_dir / 'manifest.json'}: 'unavailable' must be a list")
+    return manifest
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read manifest.json + suite.json; BadInput names the file and the rule broken."""
+    run_dir = Path(run_dir)
+    manifest = load_manifest(run_dir)
+    suite_path = run_dir / "suite.json"
+    if not suite_path.exists():
+        raise BadInput(
+            f"{suite_path}: missing (the run has no finished cell yet; "
+            "suite.json is written when the first cell completes)"
+        )
+    try:
+        suite = pyperf.BenchmarkSuite.load(str(suite_path))
+    except Exception as e:  # pyperf raises ValueError/KeyError/JSONDecodeError alike
+        raise BadInput(
+            f"{suite_path}: not a pyperf BenchmarkSuite ({type(e).__name__}: {e})"
+        ) from None
+
+    data: dict[str, list[np.ndarray]] = {}
+    for bench in suite.get_benchmarks():
+        runs = [np.asarray(r.values, dtype=float) * NS_PER_S for r in bench.get_runs() if r.values]
+        if runs:
+            data[bench.get_name()] = runs
+
+    cells: dict[str, CellData] = {}
+    no_data: list[dict[str, Any]] = []
+    for c in manifest["cells"]:
+        name = c["name"]
+        try:
+            w, s, off, hook, aa = parse_cell_name(name)
+        except ValueError as e:
+            raise BadInput(f"{run_dir / 'manifest.json'}: {e}") from None
+        cell = CellData(
+            name=name,
+            workload=str(c.get("workload", w)),
+            size=int(c.get("size", s)),
+            buf_offset=int(c.get("buf_offset", off) or 0),
+            hook=hook if aa else str(c.get("hook", hook)),
+            aa_copy=bool(c.get("aa_copy", aa)),
+            status=str(c.get("status", "ok")),
+            reason=str(c.get("reason", "") or ""),
+        )
+        if name in data:
+            cell.runs = data[name]
+            cells[name] = cell
+        else:
+            no_data.append(
+                {
+                    "name": name,
+                    "status": cell.status,
+                    "reason": cell.reason or "no values in suite.json",
+                }
+            )
+    unlisted = []
+    for name, runs in data.items():
+        if name in cells:
+            continue
+        try:
+            w, s, off, hook, aa = parse_cell_name(name)
+        except ValueError:
+            unlisted.append(name)
+            continue
+        cells[name] = CellData(name, w, s, off, hook, aa, "ok", "not listed in manifest", runs)
+        unlisted.append(name)
+    return RunData(run_dir, manifest, cells, no_data, unlisted)
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def per_process_medians(runs: Sequence[np.ndarray]) -> np.ndarray:
+    return np.array([float(np.median(r)) for r in runs])
+
+
+def per_process_means(runs: Sequence[np.ndarray]) -> np.ndarray:
+    return np.array([float(np.mean(r)) for r in runs])
+
+
+def _padded(runs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lens = np.array([len(r) for r in runs])
+    mat = np.full((len(runs), int(lens.max())), np.nan)
+    for i, r in enumerate(runs):
+        mat[i, : len(r)] = r
+    return mat, lens
+
+
+def bootstrap_two_level(
+    runs: Sequence[np.ndarray], *, n_boot: int = DEFAULT_BOOT, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-level bootstrap: resample processes with replacement, then values with
+    replacement inside each chosen process (libkalibera's scheme). Returns replicates
+    of (median of per-process medians, mean of per-process means)."""
+    mat, lens = _padded(runs)
+    p, vmax = mat.shape
+    out_med = np.empty(n_boot)
+    out_mean = np.empty(n_boot)
+    # chunk so B×P×V stays near 4M floats whatever the run's size
+    chunk = max(1, int(4_000_000 // max(1, p * vmax)))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        procs = rng.integers(0, p, size=(b, p))
+        n_i = lens[procs]  # (b, p)
+        # ragged processes: draw an index below each process's own length
+        idx = np.floor(rng.random((b, p, vmax)) * n_i[..., None]).astype(np.int64)
+        vals = mat[procs[..., None], idx]  # (b, p, vmax); columns past n_i repeat draws
+        mask = np.arange(vmax)[None, None, :] < n_i[..., None]
+        vals = np.where(mask, vals, np.nan)
+        pm = np.nanmedian(vals, axis=2)
+        pmean = np.nanmean(vals, axis=2)
+        out_med[start : start + b] = np.median(pm, axis=1)
+        out_mean[start : start + b] = np.mean(pmean, axis=1)
+    return out_med, out_mean
+
+
+def _ci(reps: np.ndarray, level: float = 0.95) -> list[float]:
+    lo, hi = np.quantile(reps, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def hodges_lehmann(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Hodges-Lehmann shift of b over a: median of all pairwise b_i - a_j."""
+    return float(np.median(np.subtract.outer(np.asarray(b), np.asarray(a))))
+
+
+def holm(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return p
+    return multipletests(p, alpha=alpha, method="holm")[1]
+
+
+def bh(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return p
+    return multipletests(p, alpha=alpha, method="fdr_bh")[1]
+
+
+def min_mwu_p(n1: int, n2: int) -> float:
+    """Smallest two-sided exact Mann-Whitney p attainable with n1, n2 processes."""
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def mde_pct(sd_log: float, n1: int, n2: int, alpha: float, power: float = POWER) -> float | None:
+    """Minimum detectable effect (percent) of a two-sample test on log per-process
+    medians: (t_{1-α/2} + t_{power}) · sd · √(1/n1 + 1/n2), df = n1+n2-2."""
+    if n1 < 2 or n2 < 2 or not np.isfinite(sd_log):
+        return None
+    df = n1 + n2 - 2
+    q = sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)
+    return float((math.exp(q * sd_log * math.sqrt(1 / n1 + 1 / n2)) - 1) * 100)
+
+
+def summarize_cell(
+    runs: Sequence[np.ndarray], *, n_boot: int = DEFAULT_BOOT, rng: np.random.Generator
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-cell numbers; also returns the bootstrap replicates of the median so a
+    comparison can reuse them for the ratio CI."""
+    med = per_process_medians(runs)
+    means = per_process_means(runs)
+    reps_med, reps_mean = bootstrap_two_level(runs, n_boot=n_boot, rng=rng)
+    allv = np.concatenate(list(runs))
+    sd_log = float(np.std(np.log(med), ddof=1)) if len(med) > 1 else float("nan")
+    out = {
+        "n_processes": len(runs),
+        "n_values": int(allv.size),
+        "median_ns": float(np.median(med)),
+        "mean_ns": float(np.mean(means)),
+        "ci95_ns": _ci(reps_med),
+        "mean_ci95_ns": _ci(reps_mean),
+        "min_ns": float(allv.min()),
+        "process_median_ns": [float(x) for x in med],
+        # CV of per-process medians: the between-process spread the tests see
+        "cv_between_pct": float(sd_log * 100) if np.isfinite(sd_log) else None,
+        # within-process spread (median over processes of each process's CV)
+        "cv_within_pct": float(
+            np.median([np.std(r, ddof=1) / np.mean(r) for r in runs if len(r) > 1]) * 100
+        )
+        if any(len(r) > 1 for r in runs)
+        else None,
+        # pyperf's own outlier rule (±50 % of the mean); flagged, never removed
+        "outlier_processes": int(np.sum(np.abs(med - np.mean(med)) > 0.5 * np.mean(med))),
+    }
+    return out, reps_med
+
+
+def compare_groups(
+    a_runs: Sequence[np.ndarray],
+    b_runs: Sequence[np.ndarray],
+    *,
+    margin: float = 0.02,
+    n_boot: int = DEFAULT_BOOT,
+    rng: np.random.Generator | None = None,
+    reps_a: np.ndarray | None = None,
+    reps_b: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """B vs A (e.g. hooked vs baseline), uncorrected: the caller applies Holm over
+    its family. Works with any number of processes; tests that need more report None
+    and say why in `note`."""
+    rng = rng or np.random.default_rng(0)
+    a = per_process_medians(a_runs)
+    b = per_process_medians(b_runs)
+    na, nb = len(a), len(b)
+    if reps_a is None:
+        reps_a = bootstrap_two_level(a_runs, n_boot=n_boot, rng=rng)[0]
+    if reps_b is None:
+        reps_b = bootstrap_two_level(b_runs, n_boot=n_boot, rng=rng)[0]
+    med_a, med_b = float(np.median(a)), float(np.median(b))
+    log_ratio_reps = np.log(reps_b) - np.log(reps_a)
+    ratio = med_b / med_a
+    la, lb = np.log(a), np.log(b)
+    out: dict[str, Any] = {
+        "n_a": na,
+        "n_b": nb,
+        "median_a_ns": med_a,
+        "median_b_ns": med_b,
+        "delta_ns": hodges_lehmann(a, b),
+        "delta_median_ns": med_b - med_a,
+        "ratio": ratio,
+        "ratio_ci95": [float(x) for x in np.exp(_ci(log_ratio_reps))],
+        # HL on logs is a ratio estimate too; shown as a robustness cross-check
+        "ratio_hl": float(math.exp(hodges_lehmann(la, lb))),
+        "overhead_pct": (ratio - 1) * 100,
+        "overhead_ci95_pct": [float((x - 1) * 100) for x in np.exp(_ci(log_ratio_reps))],
+        "p_mwu": None,
+        "u_stat": None,
+        "prob_b_gt_a": None,
+        "effect_size": None,
+        "effect_size_name": "cliffs_delta",
+        "p_welch_log": None,
+        "p_brunner_munzel": None,
+        "p_tost": None,
+        "min_p_mwu": min_mwu_p(na, nb),
+        "sd_log": None,
+        "note": "",
+    }
+    notes = []
+    if na >= 1 and nb >= 1 and (na + nb) >= 3:
+        res = sps.mannwhitneyu(b, a, alternative="two-sided")
+        u = float(res.statistic)
+        out["p_mwu"] = float(res.pvalue)
+        out["u_stat"] = u
+        # U/(n1·n2) = P(B > A) + ½P(tie): the effect size pyperf #22 asked for
+        out["prob_b_gt_a"] = u / (na * nb)
+        out["effect_size"] = 2 * u / (na * nb) - 1
+    else:
+        notes.append(f"Mann-Whitney U needs ≥ 3 processes in total (have {na}+{nb})")
+    if na >= 2 and nb >= 2:
+        var_a, var_b = float(np.var(la, ddof=1)), float(np.var(lb, ddof=1))
+        sd_log = math.sqrt((var_a + var_b) / 2)
+        out["sd_log"] = sd_log
+        with warnings.catch_warnings():
+            # constant samples give NaN p-values with a RuntimeWarning; we report None
+            warnings.simplefilter("ignore")
+            lam, lbm = np.log(per_process_means(a_runs)), np.log(per_process_means(b_runs))
+            if np.var(lam) + np.var(lbm) > 0:
+                out["p_welch_log"] = float(sps.ttest_ind(lbm, lam, equal_var=False).pvalue)
+            if var_a + var_b > 0:
+                d = math.log1p(margin)
+                out["p_tost"] = float(ttost_ind(lb, la, -d, d, usevar="unequal")[0])
+            if na >= 3 and nb >= 3 and var_a + var_b > 0:
+                p_bm = float(sps.brunnermunzel(b, a).pvalue)
+                out["p_brunner_munzel"] = p_bm if np.isfinite(p_bm) else None
+    else:
+        notes.append(f"Welch t and TOST need ≥ 2 processes per arm (have {na} and {nb})")
+    out["note"] = "; ".join(notes)
+    return out
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-able: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _seed(name: str, seed: int) -> np.random.Generator:
+    # deterministic per cell so a report rebuilt from the same results is identical
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def verdict(c: dict[str, Any], alpha: float, margin: float) -> str:
+    if c.get("significant"):
+        return "slower" if c["delta_ns"] > 0 else "faster"
+    if c.get("equivalent"):
+        return f"equivalent (±{margin * 100:g} %)"
+    if c.get("underpowered"):
+        return "underpowered"
+    return "inconclusive"
+
+
+def apply_family(
+    comps: list[dict[str, Any]], alpha: float, margin: float, *, m_label: str = "claims"
+) -> None:
+    """Holm over the family for difference claims and, separately, for equivalence
+    claims; BH q-values for the exploratory heatmap only. Mutates `comps`."""
+    idx = [i for i, c in enumerate(comps) if _finite(c.get("p_mwu"))]
+    m = len(idx)
+    p_holm = holm([comps[i]["p_mwu"] for i in idx], alpha)
+    q_bh = bh([comps[i]["p_mwu"] for i in idx], alpha)
+    for c in comps:
+        c.update(p_holm=None, q_bh=None, significant=False, significant_bh=False)
+    for j, i in enumerate(idx):
+        comps[i]["p_holm"] = float(p_holm[j])
+        comps[i]["q_bh"] = float(q_bh[j])
+        comps[i]["significant"] = bool(p_holm[j] < alpha)
+        comps[i]["significant_bh"] = bool(q_bh[j] < alpha)
+    tidx = [i for i, c in enumerate(comps) if _finite(c.get("p_tost"))]
+    p_tost_holm = holm([comps[i]["p_tost"] for i in tidx], alpha)
+    for c in comps:
+        c.update(p_tost_holm=None, equivalent=False)
+    for j, i in enumerate(tidx):
+        comps[i]["p_tost_holm"] = float(p_tost_holm[j])
+        comps[i]["equivalent"] = bool(p_tost_holm[j] < alpha) and not comps[i]["significant"]
+    m_eff = max(m, 1)
+    for c in comps:
+        sd = c.get("sd_log")
+        c["family_size"] = m
+        c["mde_pct"] = mde_pct(sd, c["n_a"], c["n_b"], alpha / m_eff) if _finite(sd) else None
+        c["mde_pct_unadjusted"] = mde_pct(sd, c["n_a"], c["n_b"], alpha) if _finite(sd) else None
+        reasons = []
+        if c["n_a"] < 2 or c["n_b"] < 2:
+            reasons.append(f"only {c['n_a']} and {c['n_b']} processes")
+        if c["min_p_mwu"] > alpha / m_eff:
+            reasons.append(
+                f"smallest attainable MWU p {c['min_p_mwu']:.2g} > α/m = {alpha / m_eff:.2g} "
+                f"(m = {m} {m_label})"
+            )
+        c["underpowered"] = bool(reasons)
+        c["power_note"] = "; ".join(reasons)
+        c["verdict"] = verdict(c, alpha, margin)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def baseline_of(cell: CellData, cells: dict[str, CellData]) -> CellData | None:
+    """`W/S/HOOK` and `W/S/none#aa` compare against `W/S/none` of the same run."""
+    for other in cells.values():
+        if other.key == cell.key and other.hook == "none" and not other.aa_copy:
+            return other
+    return None
+
+
+def analyze_loaded(
+    run: RunData,
+    alpha: float = 0.01,
+    margin: float = 0.02,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    if not 0 < alpha < 1:
+        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
+    if not 0 < margin < 1:
+        raise BadInput(f"margin {margin}: must be in (0, 1) (a fraction, 0.02 = 2 %)")
+    summaries: dict[str, dict[str, Any]] = {}
+    reps: dict[str, np.ndarray] = {}
+    for name, cell in run.cells.items():
+        s, r = summarize_cell(cell.runs, n_boot=n_boot, rng=_seed(name, seed))
+        summaries[name] = {
+            "name": name,
+            "workload": cell.workload,
+            "size": cell.size,
+            "buf_offset": cell.buf_offset,
+            "hook": cell.hook,
+            "aa_copy": cell.aa_copy,
+            "status": cell.status,
+            **s,
+        }
+        reps[name] = r
+
+    comps: list[dict[str, Any]] = []
+    aa: list[dict[str, Any]] = []
+    no_baseline: list[str] = []
+    for name, cell in run.cells.items():
+        if cell.hook == "none" and not cell.aa_copy:
+            continue
+        base = baseline_of(cell, run.cells)
+        if base is None:
+            no_baseline.append(name)
+            continue
+        c = compare_groups(
+            base.runs,
+            cell.runs,
+            margin=margin,
+            rng=_seed(name + "|cmp", seed),
+            reps_a=reps[base.name],
+            reps_b=reps[name],
+        )
+        c = {
+            "name": name,
+            "baseline": base.name,
+            "workload": cell.workload,
+            "size": cell.size,
+            "buf_offset": cell.buf_offset,
+            "hook": cell.hook,
+            **c,
+        }
+        (aa if cell.aa_copy else comps).append(c)
+
+    apply_family(comps, alpha, margin)
+    # A/A is its own family: it calibrates the procedure, it makes no claims
+    apply_family(aa, alpha, margin, m_label="A/A comparisons")
+    aa_rate = aa_unc = aa_pooled = None
+    if aa:
+        aa_rate = sum(c["significant"] for c in aa) / len(aa)
+        tested = [c for c in aa if _finite(c["p_mwu"])]
+        aa_unc = sum(c["p_mwu"] < alpha for c in tested) / len(tested) if tested else None
+        # what a pooled-values t-test (pyperf compare_to's style) would have flagged:
+        # shows why the process, not the value, is the unit
+        pooled = []
+        for c in aa:
+            va = np.concatenate(run.cells[c["baseline"]].runs)
+            vb = np.concatenate(run.cells[c["name"]].runs)
+            if va.size > 1 and vb.size > 1 and np.var(va) + np.var(vb) > 0:
+                pooled.append(float(sps.ttest_ind(vb, va, equal_var=False).pvalue) < alpha)
+        aa_pooled = sum(pooled) / len(pooled) if pooled else None
+
+    matrix = run.manifest.get("matrix", {}) or {}
+    result = {
+        "schema": SCHEMA,
+        "run_id": run.manifest.get("run_id", run.run_dir.name),
+        "run_dir": str(run.run_dir),
+        "status": run.manifest.get("status"),
+        "alpha": alpha,
+        "margin": margin,
+        "power": POWER,
+        "n_boot": n_boot,
+        "cells": list(summaries.values()),
+        "comparisons": comps,
+        "aa": aa,
+        "n_claims": sum(_finite(c["p_mwu"]) for c in comps),
+        "significant": sum(c["significant"] for c in comps),
+        "equivalent": sum(c["equivalent"] for c in comps),
+        "underpowered": sum(c["underpowered"] for c in comps),
+        "aa_false_positive_rate": aa_rate,
+        "aa_uncorrected_rate": aa_unc,
+        "aa_pooled_values_rate": aa_pooled,
+        "aa_n": len(aa),
+        "no_data": run.no_data,
+        "no_baseline": no_baseline,
+        "unlisted": run.unlisted,
+        "matrix_alpha": matrix.get("alpha"),
+    }
+    return _clean(result)
+
+
+def analyze_run(
+    run_dir: Path,
+    alpha: float = 0.01,
+    margin: float = 0.02,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Statistics of one results directory (see module doc). JSON-able dict with
+    `cells`, `comparisons`, `aa`, `significant`, `aa_false_positive_rate`, `alpha`,
+    `margin` and more. Raises BadInput for a missing or malformed run directory."""
+    return analyze_loaded(load_run(Path(run_dir)), alpha, margin, n_boot=n_boot, seed=seed)

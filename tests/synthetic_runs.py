@@ -1,0 +1,235 @@
+"""SYNTHETIC results directories for the stats / report / compare tests.
+
+NOTHING HERE IS A MEASUREMENT. The numbers are drawn from a known model so the
+tests can check that the statistics find exactly the effects that were put in.
+Every run written here says so in manifest.json (`synthetic`) and in its CPU model.
+
+The files follow docs/contracts.md and are written with the real pyperf API
+(pyperf.Run / Benchmark / BenchmarkSuite), so `python -m pyperf compare_to` reads them.
+
+Model of one cell: ns/op = base(workload, size) · hook factor · injected shift
+· process effect (lognormal, between-process spread) · value noise (lognormal,
+within-process spread) + rare positive spikes (timer interrupts).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyperf
+
+SYNTHETIC_NOTE = (
+    "SYNTHETIC test fixture (tests/synthetic_runs.py): generated numbers, not a measurement"
+)
+
+BASE_NS = {"cached": (300.0, 0.06), "pipe": (900.0, 0.12), "uncached": (2500.0, 0.1)}
+# hook -> (fixed ns per op, fraction of base): a known, made-up cost
+HOOK_COST = {"rawtp:sys_enter:empty": (60.0, 0.0), "fentry:vfs_read:count": (25.0, 0.0)}
+
+
+def base_ns(workload: str, size: int) -> float:
+    fixed, per_byte = BASE_NS.get(workload, (500.0, 0.08))
+    return fixed + per_byte * size
+
+
+def slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def cell_name(workload: str, size: int, hook: str, aa: bool = False) -> str:
+    return f"{workload}/{size}/{hook}{'#aa' if aa else ''}"
+
+
+def probe_object(model: str = "SYNTHETIC CPU (test fixture)", erms: bool = True) -> dict[str, Any]:
+    flags = ["fpu", "sse2", "avx2", "rep_good", "hypervisor"] + (["erms", "fsrm"] if erms else [])
+    return {
+        "cpu": {"model": model, "flags": flags, "vendor": "SyntheticVendor"},
+        "kernel": {"release": "6.1.0-synthetic"},
+        "copy_routine": {
+            "name": "rep_movs_alternative" if erms else "copy_user_generic_unrolled",
+            "why": "synthetic: chosen by the fixture" + (" (FSRM set)" if erms else " (no ERMS)"),
+        },
+        "perf": {"hardware_counters": False},
+        "attach_types": {
+            "rawtp": {"available": True, "reason": ""},
+            "kprobe": {"available": False, "reason": "errno 1 EPERM: synthetic lockdown"},
+        },
+    }
+
+
+def write_run(
+    path: Path,
+    *,
+    run_id: str = "synthetic-run",
+    workloads: Iterable[str] = ("cached", "pipe"),
+    sizes: Iterable[int] = (64, 4096, 65536),
+    hooks: Iterable[str] = ("none", "rawtp:sys_enter:empty"),
+    processes: int = 12,
+    values: int = 10,
+    aa: bool = True,
+    seed: int = 0,
+    shift: Mapping[str, float] | None = None,
+    between_cv: float = 0.01,
+    within_cv: float = 0.01,
+    hook_cost: Mapping[str, tuple[float, float]] | None = None,
+    erms: bool = True,
+    cpu_model: str = "SYNTHETIC CPU (test fixture)",
+    side_files: bool = True,
+    no_data_cells: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a synthetic run directory and return it.
+
+    `shift` multiplies the named cells' times (1.05 = a 5 % slowdown injected).
+    `no_data_cells` lists extra manifest cells (name -> reason) with no values.
+    The noise of a cell depends on (seed, cell name) only, so two runs with the same
+    seed differ exactly where `shift`/`erms` say they do, plus fresh noise when the
+    seeds differ."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shift = dict(shift or {})
+    costs = dict(HOOK_COST if hook_cost is None else hook_cost)
+    workloads, sizes, hooks = list(workloads), list(sizes), list(hooks)
+    cells: list[dict[str, Any]] = []
+    benches: list[pyperf.Benchmark] = []
+    for w in workloads:
+        for s in sizes:
+            for h in hooks + (["none#aa"] if aa and "none" in hooks else []):
+                is_aa = h == "none#aa"
+                hook = "none" if is_aa else h
+                name = cell_name(w, s, hook, is_aa)
+                rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+                fixed, frac = costs.get(hook, (0.0, 0.0)) if hook != "none" else (0.0, 0.0)
+                # no-ERMS machine: large copies slower, small ones unchanged (made-up shape)
+                machine = 1.0 if erms or s < 1024 else 1.15
+                mu = (base_ns(w, s) * machine * (1 + frac) + fixed) * shift.get(name, 1.0)
+                runs = []
+                for _ in range(processes):
+                    proc = mu * rng.lognormal(0.0, between_cv)
+                    v = proc * rng.lognormal(0.0, within_cv, size=values)
+                    spikes = rng.random(values) < 0.02
+                    v = v + spikes * rng.exponential(0.3 * proc, size=values)
+                    runs.append(
+                        pyperf.Run(
+                            [float(x) / 1e9 for x in v],
+                            warmups=[(1000, float(v[0]) / 1e9)],
+                            metadata={"name": name, "loops": 1000, "unit": "second"},
+                            collect_metadata=False,
+                        )
+                    )
+                benches.append(pyperf.Benchmark(runs))
+                cells.append(
+                    {
+                        "name": name,
+                        "workload": w,
+                        "size": s,
+                        "buf_offset": 0,
+                        "hook": hook,
+                        "aa_copy": is_aa,
+                        "status": "ok",
+                        "reason": "",
+                    }
+                )
+                if side_files and hook != "none":
+                    _write_json(
+                        path / "bpf" / f"{slug(name)}.json",
+                        {
+                            "cell": name,
+                            "hook": hook,
+                            "ops": 1_000_000,
+                            "syscalls": 1_000_000,
+                            "seconds": 1.0,
+                            "snapshot": {
+                                "programs": [
+                                    {
+                                        "name": "synthetic_prog",
+                                        "run_cnt": 1_000_000,
+                                        # program time: a made-up 40 % of the fixed cost
+                                        "run_time_ns": int(0.4 * fixed * 1_000_000),
+                                    }
+                                ]
+                            },
+                        },
+                    )
+                if side_files and not is_aa:
+                    _write_json(
+                        path / "perf" / f"{slug(name)}.json",
+                        {
+                            "cell": name,
+                            "copy_fraction": float(min(0.9, s / (s + 2000.0))),
+                            "copy_symbol": "rep_movs_alternative",
+                            "counters": {
+                                "task-clock": {"value": 1.0e9, "hardware": False},
+                                "context-switches": {"value": 3, "hardware": False},
+                            },
+                        },
+                    )
+    for name, reason in (no_data_cells or {}).items():
+        w, s, hook = name.split("/", 2)
+        cells.append(
+            {
+                "name": name,
+                "workload": w,
+                "size": int(s),
+                "buf_offset": 0,
+                "hook": hook,
+                "aa_copy": False,
+                "status": "unavailable",
+                "reason": reason,
+            }
+        )
+    pyperf.BenchmarkSuite(benches).dump(str(path / "suite.json"), replace=True)
+    if side_files:
+        res = []
+        for variant, peak in (("movsb", 30.0 if erms else 12.0), ("movsq", 20.0), ("libc", 28.0)):
+            for s in (64, 4096, 65536, 1 << 20):
+                gbps = peak * s / (s + 512.0)
+                res.append({"variant": variant, "size": s, "gbps": gbps, "ns_per_copy": s / gbps})
+        _write_json(
+            path / "copy.json",
+            {
+                "results": res,
+                "perf_bench": [],
+                "skipped": [{"variant": "unrolled", "reason": "synthetic skip"}],
+            },
+        )
+    manifest = {
+        "schema_version": 1,
+        "run_id": run_id,
+        "created": "2026-01-01T00:00:00Z",
+        "status": "complete",
+        "synthetic": SYNTHETIC_NOTE,
+        "versions": {"readbench": "0.1.0", "pyperf": pyperf.__version__, "python": "3.11"},
+        "probe": probe_object(cpu_model, erms),
+        "matrix": {
+            "workloads": workloads,
+            "sizes": sizes,
+            "hooks": hooks,
+            "buf_offsets": [0],
+            "rounds": 2,
+            "processes_per_round": processes // 2,
+            "values": values,
+            "warmups": 1,
+            "aa": aa,
+            "alpha": 0.01,
+        },
+        "cells": cells,
+        "unavailable": [
+            {
+                "hook": "kprobe:rep_movs_alternative:empty",
+                "workload": "*",
+                "reason": "errno 1 EPERM: synthetic lockdown",
+            }
+        ],
+    }
+    _write_json(path / "manifest.json", manifest)
+    return path
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1))
