@@ -2,4 +2,9 @@
 
 from setuptools import setup
 
-setup(cffi_modules=["readbench/_build_readloop.py:ffi"])
+setup(
+    cffi_modules=[
+        "readbench/_build_readloop.py:ffi",
+        "readbench/_build_copy.py:ffi",
+    ]
+)
