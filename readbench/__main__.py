@@ -1,0 +1,5 @@
+import sys
+
+from readbench.cli import main
+
+sys.exit(main())
