@@ -56,6 +56,7 @@ class ReadLoop:
         buf_offset: int = 0,
         io_align: int = 0,
     ) -> None:
+        self._ctx = None
         if workload not in WORKLOADS:
             raise ValueError(f"unknown workload {workload!r}")
         self.workload = workload

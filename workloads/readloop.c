@@ -235,6 +235,8 @@ int rb_open(int workload, const char *path, uint64_t size, uint32_t buf_offset,
             rc = fail(err, errlen, e, "workload uncached: fadvise(RANDOM): %s", strerror(e));
             goto out_close;
         }
+        /* DONTNEED cannot drop dirty pages: make sure none are left from the file's creation. */
+        fdatasync(c->fd);
         c->stride = (size + PAGE - 1) / PAGE * PAGE;
     } else if (workload == RB_DIRECT) {
         uint64_t a = io_align ? io_align : 512;
