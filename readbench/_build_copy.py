@@ -12,6 +12,8 @@ ffi.cdef(
     """
     void cr_copy(int variant, void *dst, const void *src, size_t n);
     uint64_t cr_time(int variant, void *dst, const void *src, size_t n, uint64_t loops);
+    uint64_t cr_time_ctl(int variant, void *dst, const void *src, size_t n, uint64_t loops,
+                         int ctl_fd);
     int cr_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *regs);
     """
 )

@@ -9,7 +9,9 @@
 #include "copy_replicas.h"
 
 #include <cpuid.h>
+#include <linux/perf_event.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 typedef void *(*copy_fn)(void *, const void *, size_t);
@@ -265,20 +267,30 @@ static inline uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t cr_time(int variant, void *dst, const void *src, size_t n, uint64_t loops)
+uint64_t cr_time_ctl(int variant, void *dst, const void *src, size_t n, uint64_t loops,
+                     int ctl_fd)
 {
     copy_fn f = pick(variant);
     if (!f)
         return 0;
     /* Same buffers every iteration, like `perf bench mem memcpy -l N`: a hot-cache copy.
      * Every variant pays the same indirect call, as the kernel's call does. */
+    if (ctl_fd >= 0)
+        ioctl(ctl_fd, PERF_EVENT_IOC_ENABLE, PERF_IOC_FLAG_GROUP);
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < loops; i++) {
         f(dst, src, n);
         __asm__ volatile("" ::: "memory");
     }
     uint64_t t1 = now_ns();
+    if (ctl_fd >= 0)
+        ioctl(ctl_fd, PERF_EVENT_IOC_DISABLE, PERF_IOC_FLAG_GROUP);
     return t1 - t0 ? t1 - t0 : 1;
+}
+
+uint64_t cr_time(int variant, void *dst, const void *src, size_t n, uint64_t loops)
+{
+    return cr_time_ctl(variant, dst, src, n, loops, -1);
 }
 
 int cr_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *regs)

@@ -21,5 +21,9 @@ void cr_copy(int variant, void *dst, const void *src, size_t n);
  * for an unknown variant. Nothing but the copies sits between the clock reads. */
 uint64_t cr_time(int variant, void *dst, const void *src, size_t n, uint64_t loops);
 /* CPUID leaf/subleaf -> eax, ebx, ecx, edx; returns -1 where CPUID does not exist. */
+/* Same, with a perf event group leader enabled right before and disabled right after
+ * the loop (the counters see only the copies), as readloop's ctl_fds. */
+uint64_t cr_time_ctl(int variant, void *dst, const void *src, size_t n, uint64_t loops,
+                     int ctl_fd);
 int cr_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *regs);
 #endif
