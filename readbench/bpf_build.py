@@ -24,7 +24,8 @@ VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 LIBBPF_HEADER = Path("/usr/include/bpf/bpf_helpers.h")
 
 # tool -> Debian/Ubuntu package providing it
-TOOLS = {"clang": "clang", "bpftool": "bpftool", "llvm-strip": "llvm"}
+TOOLS = {"clang": "clang", "bpftool": "bpftool"}
+EXTRA_TOOL_DIRS = "/usr/sbin:/sbin"
 
 
 def cache_root() -> Path:
@@ -32,10 +33,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("READBENCH_BPF_CACHE", Path(base) / "readbench" / "bpf"))
 
 
+def _which(name: str) -> str | None:
+    # bpftool lives in /usr/sbin, which a non-login PATH may lack.
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), EXTRA_TOOL_DIRS]))
+
+
 def _tool(name: str) -> str:
-    path = shutil.which(name) or (
-        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
-    )
+    path = _which(name)
     if not path:
         raise MissingCapability(
             f"building the BPF hooks needs `{name}`, which is not installed: "
@@ -70,11 +74,24 @@ def _key(src_dir: Path, clang: str) -> str:
     return h.hexdigest()[:16]
 
 
+_built: dict[tuple[str, Path], Path] = {}
+
+
 def object_path(name: str = "readhooks", src_dir: Path = SRC_DIR) -> Path:
     """Path of the compiled `<name>.bpf.o` for this kernel, building it if needed.
 
     Raises MissingCapability naming the missing tool / file and how to get it.
+    Remembered per process (hooks attach once per round; rehashing is wasted work).
     """
+    hit = _built.get((name, src_dir))
+    if hit is not None and hit.exists():
+        return hit
+    obj = _build(name, src_dir)
+    _built[(name, src_dir)] = obj
+    return obj
+
+
+def _build(name: str, src_dir: Path) -> Path:
     src = src_dir / f"{name}.bpf.c"
     if not src.exists():
         raise MissingCapability(f"BPF source {src} not found (run readbench from its source tree)")
@@ -137,9 +154,7 @@ def versions() -> dict[str, str | None]:
     """Tool versions for the results manifest."""
     out: dict[str, str | None] = {}
     for name, args in (("clang", ["--version"]), ("bpftool", ["version"])):
-        path = shutil.which(name) or (
-            f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
-        )
+        path = _which(name)
         if not path:
             out[name] = None
             continue

@@ -1,0 +1,111 @@
+"""Building the BPF hook object: constants shared with C, tool errors, a real build."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from readbench import bpf_build, hooks
+from readbench.errors import MissingCapability
+
+HEADER = bpf_build.SRC_DIR / "readhooks.h"
+
+
+def _defines() -> dict[str, int]:
+    out = {}
+    for m in re.finditer(r"^#define (RB_\w+) (0x[0-9a-fA-F]+|\d+)u?l*", HEADER.read_text(), re.M):
+        out[m.group(1)] = int(m.group(2), 0)
+    return out
+
+
+def test_python_mirrors_header_constants() -> None:
+    d = _defines()
+    pairs = {
+        "RB_A_COUNT": hooks.A_COUNT,
+        "RB_A_HIST_SIZE": hooks.A_HIST_SIZE,
+        "RB_A_STASH": hooks.A_STASH,
+        "RB_A_STASH_TS": hooks.A_STASH_TS,
+        "RB_A_HIST_LAT": hooks.A_HIST_LAT,
+        "RB_A_INSPECT": hooks.A_INSPECT,
+        "RB_K_SYSCALL": hooks.K_SYSCALL,
+        "RB_K_VFS_READ": hooks.K_VFS_READ,
+        "RB_K_FILEMAP_READ": hooks.K_FILEMAP_READ,
+        "RB_K_COPY_PAGE_TO_ITER": hooks.K_COPY_PAGE_TO_ITER,
+        "RB_K_COPY_TO_ITER": hooks.K_COPY_TO_ITER,
+        "RB_K_PIPE_READ": hooks.K_PIPE_READ,
+        "RB_K_REP_MOVS": hooks.K_REP_MOVS,
+        "RB_K_COPY_USER_OLD": hooks.K_COPY_USER_OLD,
+        "RB_COUNT_ENTER": hooks.COUNT_ENTER,
+        "RB_COUNT_EXIT": hooks.COUNT_EXIT,
+        "RB_I_EVENTS": hooks.I_EVENTS,
+        "RB_I_BYTES": hooks.I_BYTES,
+        "RB_I_SKIPPED": hooks.I_SKIPPED,
+        "RB_I_FAULTS": hooks.I_FAULTS,
+        "RB_I_NO_STASH": hooks.I_NO_STASH,
+        "RB_INSPECT_MAX": hooks.INSPECT_MAX,
+        "RB_FNV_OFFSET": hooks.FNV_OFFSET,
+        "RB_FNV_PRIME": hooks.FNV_PRIME,
+    }
+    for name, value in pairs.items():
+        assert d[name] == value, name
+    # struct rb_cfg: six 32-bit fields, packed exactly as hooks packs them
+    body = re.search(r"struct rb_cfg \{(.*?)\};", HEADER.read_text(), re.S)
+    assert body is not None
+    fields = re.findall(r"__[us]32 (\w+);", body.group(1))
+    assert fields == ["tgid", "nr", "kind", "enter_actions", "exit_actions", "exit_needs_stash"]
+    assert struct.calcsize(hooks.CFG_FORMAT) == 4 * len(fields)
+
+
+def test_fnv_matches_reference_vectors() -> None:
+    # Published FNV-1a 64 test vectors.
+    assert hooks.fnv1a64(b"") == 0xCBF29CE484222325
+    assert hooks.fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+    assert hooks.fnv1a64(b"foobar") == 0x85944171F73967E8
+
+
+def test_missing_clang_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(bpf_build, "EXTRA_TOOL_DIRS", "")
+    monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bpf_build, "_built", {})
+    with pytest.raises(MissingCapability, match=r"`clang`.*apt-get install clang"):
+        bpf_build.object_path()
+
+
+def test_missing_bpftool_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang not installed (covered by the clang test)")
+    only = tmp_path / "bin"
+    only.mkdir()
+    (only / "clang").symlink_to(clang)
+    monkeypatch.setenv("PATH", str(only))
+    monkeypatch.setattr(bpf_build, "EXTRA_TOOL_DIRS", "")
+    monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bpf_build, "_built", {})
+    with pytest.raises(MissingCapability, match=r"`bpftool`.*apt-get install bpftool"):
+        bpf_build.object_path()
+
+
+def test_real_build_into_fresh_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bpf_build, "_built", {})
+    obj = bpf_build.object_path()
+    assert obj.is_relative_to(tmp_path / "cache" / os.uname().release)
+    head = obj.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF"
+    assert struct.unpack_from("<H", head, 18)[0] == 247  # EM_BPF
+    assert (obj.parent / "vmlinux.h").stat().st_size > 100_000
+    # second call reuses, no rebuild
+    mtime = obj.stat().st_mtime_ns
+    monkeypatch.setattr(bpf_build, "_built", {})
+    assert bpf_build.object_path() == obj
+    assert obj.stat().st_mtime_ns == mtime
