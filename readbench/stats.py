@@ -413,12 +413,12 @@ def _finite(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _clean(obj: Any) -> Any:
+def json_clean(obj: Any) -> Any:
     """JSON-able: NaN/inf -> None, numpy scalars -> Python."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -426,7 +426,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _seed(name: str, seed: int) -> np.random.Generator:
+def cell_rng(name: str, seed: int) -> np.random.Generator:
     # deterministic per cell so a report rebuilt from the same results is identical
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
@@ -479,6 +479,11 @@ def apply_family(
                 f"(m = {m} {m_label})"
             )
         c["underpowered"] = bool(reasons)
+        if not reasons and min(c["n_a"], c["n_b"]) < 9 and _finite(c["mde_pct"]):
+            # anchors §5.4: below ~9 processes per arm only large effects can pass Holm
+            reasons.append(
+                f"few processes ({c['n_a']}/{c['n_b']}): detectable only ≳ {c['mde_pct']:.0f} %"
+            )
         c["power_note"] = "; ".join(reasons)
         c["verdict"] = verdict(c, alpha, margin)
 
@@ -509,7 +514,7 @@ def analyze_loaded(
     summaries: dict[str, dict[str, Any]] = {}
     reps: dict[str, np.ndarray] = {}
     for name, cell in run.cells.items():
-        s, r = summarize_cell(cell.runs, n_boot=n_boot, rng=_seed(name, seed))
+        s, r = summarize_cell(cell.runs, n_boot=n_boot, rng=cell_rng(name, seed))
         summaries[name] = {
             "name": name,
             "workload": cell.workload,
@@ -536,7 +541,7 @@ def analyze_loaded(
             base.runs,
             cell.runs,
             margin=margin,
-            rng=_seed(name + "|cmp", seed),
+            rng=cell_rng(name + "|cmp", seed),
             reps_a=reps[base.name],
             reps_b=reps[name],
         )
@@ -595,7 +600,7 @@ def analyze_loaded(
         "unlisted": run.unlisted,
         "matrix_alpha": matrix.get("alpha"),
     }
-    return _clean(result)
+    return json_clean(result)
 
 
 def analyze_run(

@@ -1,0 +1,253 @@
+"""Compare runs: the same cells side by side across machines or configurations
+(e.g. a CPU with ERMS vs one without, a boot with clearcpuid=erms,fsrm, two kernels).
+
+Tested exactly like hook overhead inside a run (readbench.stats): per-process
+medians, two-sided Mann-Whitney U, Hodges-Lehmann Δ, ratio with a two-level
+bootstrap CI, Welch t on logs as a cross-check, Holm over every cross-run claim of
+this compare (one family, separate from each run's own claims).
+
+The first run is the reference (A); every other run is compared against it. Cells
+present in only one run are listed, never guessed or interpolated.
+
+Public API:
+    compare_runs(run_dirs, alpha=0.01, margin=0.02) -> dict   (JSON-able)
+    write_compare(result, out_dir) -> Path                     (index.html)
+    rich_table(result) -> rich.table.Table
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from readbench import figures
+from readbench.errors import BadInput
+from readbench.report import atomic_write, machine_info, render
+from readbench.stats import (
+    DEFAULT_BOOT,
+    RunData,
+    analyze_loaded,
+    apply_family,
+    cell_rng,
+    compare_groups,
+    json_clean,
+    load_run,
+)
+
+SCHEMA = "readbench.compare/1"
+
+
+def _labels(runs: list[RunData]) -> list[str]:
+    labels: list[str] = []
+    for i, r in enumerate(runs):
+        base = str(r.manifest.get("run_id") or r.run_dir.name)
+        labels.append(base if base not in labels else f"{base} ({i + 1})")
+    return labels
+
+
+def _matrix_axes(run: RunData) -> dict[str, list[str]]:
+    m = run.manifest.get("matrix") or {}
+    return {k: sorted(str(x) for x in m.get(k) or []) for k in ("workloads", "sizes", "hooks")}
+
+
+def compare_runs(
+    run_dirs: Sequence[Path],
+    alpha: float = 0.01,
+    margin: float = 0.02,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    if len(run_dirs) < 2:
+        raise BadInput(f"compare needs at least two run directories (got {len(run_dirs)})")
+    if not 0 < alpha < 1:
+        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
+    runs = [load_run(Path(d)) for d in run_dirs]
+    labels = _labels(runs)
+    ref = runs[0]
+    # claims of all pairs go into one Holm family; rows keep a pointer to their pair
+    rows: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
+    for k, other in enumerate(runs[1:], start=1):
+        a_names = {n for n, c in ref.cells.items() if not c.aa_copy}
+        b_names = {n for n, c in other.cells.items() if not c.aa_copy}
+        common = [n for n in ref.cells if n in a_names & b_names]
+        notes = []
+        same_matrix = _matrix_axes(ref) == _matrix_axes(other) and a_names == b_names
+        if not same_matrix:
+            notes.append(
+                f"runs have different matrices or finished cells: compared on the "
+                f"{len(common)} cells present in both; {len(a_names - b_names)} only in "
+                f"{labels[0]}, {len(b_names - a_names)} only in {labels[k]} (listed, not compared)"
+            )
+        if not common:
+            notes.append("no common cells: nothing to compare")
+        pair_rows = []
+        for name in common:
+            ca, cb = ref.cells[name], other.cells[name]
+            c = compare_groups(
+                ca.runs, cb.runs, margin=margin, n_boot=n_boot, rng=cell_rng(f"{name}|{k}", seed)
+            )
+            row = {
+                "name": name,
+                "pair": k,
+                "a": labels[0],
+                "b": labels[k],
+                "workload": ca.workload,
+                "size": ca.size,
+                "buf_offset": ca.buf_offset,
+                "hook": ca.hook,
+                **c,
+            }
+            pair_rows.append(row)
+            rows.append(row)
+        pairs.append(
+            {
+                "a": labels[0],
+                "b": labels[k],
+                "index": k,
+                "common": len(common),
+                "only_in_a": sorted(a_names - b_names),
+                "only_in_b": sorted(b_names - a_names),
+                "same_matrix": same_matrix,
+                "notes": notes,
+            }
+        )
+    apply_family(rows, alpha, margin, m_label="cross-run claims")
+    for r in rows:
+        if r["significant"]:
+            r["verdict"] = "B slower" if r["delta_ns"] > 0 else "B faster"
+
+    # each run's own hook overhead, side by side: does a hook cost more on B?
+    analyses = [analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed) for r in runs]
+    ov: dict[str, list[dict[str, Any] | None]] = {}
+    for i, an in enumerate(analyses):
+        for c in an["comparisons"]:
+            ov.setdefault(c["name"], [None] * len(runs))[i] = {
+                "overhead_pct": c["overhead_pct"],
+                "overhead_ci95_pct": c["overhead_ci95_pct"],
+                "delta_ns": c["delta_ns"],
+                "verdict": c["verdict"],
+            }
+    result = {
+        "schema": SCHEMA,
+        "alpha": alpha,
+        "margin": margin,
+        "n_boot": n_boot,
+        "runs": [
+            {
+                "label": labels[i],
+                "run_id": r.manifest.get("run_id"),
+                "run_dir": str(r.run_dir),
+                "synthetic": r.manifest.get("synthetic"),
+                "machine": _machine_brief(r),
+                "n_cells": len(r.cells),
+                "significant_hook_claims": analyses[i]["significant"],
+                "aa_false_positive_rate": analyses[i]["aa_false_positive_rate"],
+            }
+            for i, r in enumerate(runs)
+        ],
+        "pairs": pairs,
+        "rows": rows,
+        "n_claims": sum(r["p_mwu"] is not None for r in rows),
+        "significant": sum(r["significant"] for r in rows),
+        "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
+    }
+    return json_clean(result)
+
+
+def _machine_brief(run: RunData) -> dict[str, Any]:
+    m = machine_info(run.manifest)
+    return {
+        "cpu_model": m["cpu_model"],
+        "kernel": m["kernel"],
+        "copy_routine": m["routine"],
+        "flags": {f: on for f, on in m["key_flags"]},
+        "vm": m["vm"],
+    }
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "run"
+
+
+def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write `<out_dir>/compare-<A>-vs-<B>…/index.html` (+ compare.json); returns it."""
+    name = "compare-" + "-vs-".join(_slug(r["label"]) for r in result["runs"])
+    dest = Path(out_dir) / name[:180]
+    figs = []
+    for p in result["pairs"]:
+        rows = [r for r in result["rows"] if r["pair"] == p["index"]]
+        figs.append(figures.compare_forest(rows, f"{p['b']} vs {p['a']}", f"fig-cmp-{p['index']}"))
+    html = render(
+        "compare.html.j2",
+        title="readbench compare — " + " vs ".join(r["label"] for r in result["runs"]),
+        r=result,
+        figs=figs,
+    )
+    atomic_write(dest / "compare.json", json.dumps(result, indent=1))
+    atomic_write(dest / "index.html", html)
+    return dest / "index.html"
+
+
+def _fmt(x: Any, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def rich_table(result: dict[str, Any]) -> Table:
+    labels = (
+        " vs ".join(r["label"] for r in result["runs"][1:]) + f" vs {result['runs'][0]['label']}"
+    )
+    t = Table(
+        title=Text(
+            f"readbench compare: {labels} (Holm over {result['n_claims']} cross-run claims, "
+            f"α = {result['alpha']:g})"
+        ),
+        show_lines=False,
+    )
+    many = len(result["pairs"]) > 1
+    for col, j in (
+        ("cell", "left"),
+        *([("B vs A", "left")] if many else []),
+        ("n A/B", "right"),
+        ("A median ns", "right"),
+        ("B median ns", "right"),
+        ("Δ ns (HL)", "right"),
+        ("ratio B/A [95% CI]", "right"),
+        ("p MWU", "right"),
+        ("p Holm", "right"),
+        ("verdict", "left"),
+    ):
+        t.add_column(col, justify=j)  # type: ignore[arg-type]
+    for r in result["rows"]:
+        style = "bold red" if r["significant"] else ("green" if r["equivalent"] else "")
+        lo, hi = r["ratio_ci95"]
+        # Text(): names come from input files and must not be read as rich markup
+        t.add_row(
+            Text(r["name"]),
+            *([Text(f"{r['b']} / {r['a']}")] if many else []),
+            f"{r['n_a']}/{r['n_b']}",
+            _fmt(r["median_a_ns"], ",.1f"),
+            _fmt(r["median_b_ns"], ",.1f"),
+            _fmt(r["delta_ns"], "+,.1f"),
+            f"{r['ratio']:.4f} [{lo:.4f}, {hi:.4f}]",
+            _fmt(r["p_mwu"], ".2g"),
+            _fmt(r["p_holm"], ".2g"),
+            Text(r["verdict"]),
+            style=style,
+        )
+    notes = [n for p in result["pairs"] for n in p["notes"]]
+    for p in result["pairs"]:
+        if p["only_in_a"]:
+            notes.append(f"only in {p['a']}: " + ", ".join(p["only_in_a"]))
+        if p["only_in_b"]:
+            notes.append(f"only in {p['b']}: " + ", ".join(p["only_in_b"]))
+    if notes:
+        t.caption = Text("\n".join(notes))
+    return t
