@@ -480,3 +480,37 @@ def test_sigkill_detaches_everything(probe: dict) -> None:
         check=False,
     ).stdout
     assert pinned == ""
+
+
+def test_cmd_hooks_json(probe: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from readbench import cmd_hooks
+
+    p = argparse.ArgumentParser()
+    cmd_hooks.add_parser(p.add_subparsers())
+    args = p.parse_args(["hooks", "--json"])
+    assert args.func(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["attach_types"] == json.loads(json.dumps(probe))
+    assert data["default_hooks"][0] == "none"
+    by_hook = {r["hook"]: r for r in data["catalogue"]}
+    assert by_hook["rawtp:sys_enter"]["available"] == probe["rawtp"]["available"]
+    # text mode names every refused row's reason
+    args = p.parse_args(["hooks"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    for a, r in probe.items():
+        assert ("yes" if r["available"] else "NO ") in text.split(f"  {a:10} ", 1)[1][:4]
+
+
+def test_cli_hooks_subcommand(probe: dict) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "readbench", "hooks", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)["attach_types"]) == set(hooks.ATTACH_TYPES)
