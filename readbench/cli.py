@@ -164,7 +164,9 @@ def _print_cells(res: dict[str, Any]) -> None:
         else:
             row += ["", "", "", "baseline"]
         t.add_row(*row)
-    Console(stderr=True).print(t)
+    from readbench.runner import console
+
+    console.print(t)
 
 
 def _run_plan(

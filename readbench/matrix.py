@@ -308,7 +308,8 @@ def validate(
     """Check every cell against the rules; return the cells or raise BadInput naming the cell.
 
     parse_hook: callable str -> HookSpec (readbench.hooks.parse), raising BadInput.
-    io_align: O_DIRECT alignment of the data dir (None: O_DIRECT unsupported there).
+    io_align: O_DIRECT alignment of the data dir (None: O_DIRECT unsupported there;
+    -1: not known yet, skip the O_DIRECT filesystem rules).
     """
     for field_name, lo in (
         ("rounds", 1),
@@ -336,18 +337,18 @@ def validate(
         if not 0 <= c.buf_offset <= 63:
             raise BadInput(f"cell {c.name}: buffer offset {c.buf_offset} must be within 0..63")
         if c.workload == "direct":
+            if c.buf_offset:
+                raise BadInput(f"cell {c.name}: O_DIRECT needs an aligned buffer (buffer offset 0)")
             if io_align is None:
                 raise BadInput(
                     f"cell {c.name}: the data directory's filesystem does not support O_DIRECT "
                     f"(choose another --data-dir or drop the direct workload)"
                 )
-            if c.size % io_align:
+            if io_align not in (-1, 0) and c.size % io_align:
                 raise BadInput(
                     f"cell {c.name}: O_DIRECT size {c.size} is not a multiple of the "
                     f"data directory's DIO alignment ({io_align} bytes)"
                 )
-            if c.buf_offset:
-                raise BadInput(f"cell {c.name}: O_DIRECT needs an aligned buffer (buffer offset 0)")
         if c.hook not in hook_names:
             hook_names[c.hook] = parse_hook(c.hook).name
         canon = hook_names[c.hook]

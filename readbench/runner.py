@@ -36,7 +36,8 @@ from readbench.errors import BadInput, MeasurementError
 from readbench.matrix import Cell, Matrix, validate
 from readbench.results import RunDir
 
-console = Console(stderr=True)
+# Wide enough for cell names when stderr is a pipe or a CI log (rich assumes 80 there).
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Interrupted(Exception):
@@ -76,6 +77,9 @@ def plan_run(
 ) -> Plan:
     """Validate the matrix and probe the machine. Raises BadInput before anything is written
     (except the data directory itself, which check_data_dir removes again on failure)."""
+    hooks = _hooks_module()
+    # Every rule that needs no data directory first, so bad input creates nothing.
+    validate(matrix, parse_hook=hooks.parse, io_align=-1)
     datafiles.check_data_dir(data_dir)
     workloads = {w for b in matrix.blocks for w in b.workloads}
     io_align = 0
@@ -83,7 +87,6 @@ def plan_run(
     if "direct" in workloads:
         dio = datafiles.direct_io_alignment(data_dir)
         io_align = dio or 0
-    hooks = _hooks_module()
     cells = validate(matrix, parse_hook=hooks.parse, io_align=dio)
     probe = machine.probe(data_dir)
     skipped: list[dict[str, str]] = []
