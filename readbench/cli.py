@@ -121,7 +121,6 @@ def _summarize(run_dir: Path, manifest: dict[str, Any], alpha: float) -> dict[st
 
 
 def _print_cells(res: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title="cells (ns per read)")
