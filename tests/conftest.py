@@ -43,6 +43,7 @@ def root() -> None:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """A data directory on a real filesystem (O_DIRECT, page cache): not tmpfs."""
-    base = Path(os.environ.get("READBENCH_TEST_DATA", Path.home() / ".cache" / "readbench" / "test-data"))
+    default = Path.home() / ".cache" / "readbench" / "test-data"
+    base = Path(os.environ.get("READBENCH_TEST_DATA", default))
     base.mkdir(parents=True, exist_ok=True)
     return base
