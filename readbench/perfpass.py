@@ -104,6 +104,66 @@ def sample(
     return res
 
 
+# Hooks that see the length of each copy, best first: the copy routine itself (its length
+# is RCX, kprobe only), then its caller _copy_to_iter (one copy per call for a user
+# buffer; fentry reads the `bytes` argument through BTF).
+CHUNK_HOOKS = (
+    "kprobe:rep_movs_alternative:hist",
+    "fentry:_copy_to_iter:hist",
+    "kprobe:_copy_to_iter:hist",
+)
+
+
+def chunk_sizes(loop: ReadLoop, workload: str, size: int, loops: int = 2000) -> dict[str, Any]:
+    """Histogram (log2 buckets) of the length each copy is handed, vs the read size.
+
+    A 1 MiB cached read is many <= 4 KiB copies (copy_page_to_iter works per page).
+    Runs after counting and sampling: a BPF program on the copy path would perturb both.
+    """
+    import os
+
+    from readbench import hooks
+    from readbench.errors import BadInput, MissingCapability
+
+    refusals = []
+    for name in CHUNK_HOOKS:
+        try:
+            ok, why = hooks.availability(name, workload)
+        except (BadInput, MissingCapability, OSError) as e:
+            ok, why = False, str(e)
+        if not ok:
+            refusals.append(f"{name}: {why}")
+            continue
+        try:
+            h = hooks.attach(hooks.parse(name), tgid=os.getpid(), workload=workload)
+        except (BadInput, MissingCapability, OSError) as e:
+            refusals.append(f"{name}: {e}")
+            continue
+        try:
+            r = loop.run(loops)
+            snap = h.snapshot()
+        finally:
+            h.close()
+        calls = sum(b["count"] for b in snap.get("hist_size") or [])
+        return {
+            "available": True,
+            "hook": name,
+            "requested": size,
+            "reads": r.syscalls,
+            "copies": calls,
+            "copies_per_read": calls / r.syscalls if r.syscalls else None,
+            "hist_log2": snap.get("hist_size"),
+            "refused": refusals,
+        }
+    return {
+        "available": False,
+        "requested": size,
+        "reason": "no hook on the copy routine or its caller works on this kernel "
+        "(copy lengths per read not measured)",
+        "refused": refusals,
+    }
+
+
 def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict[str, Any]:
     """The `perf` object of `readbench one --perf --json` for one open cell.
 
@@ -115,6 +175,7 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
     )
     counting = count(loop, seconds / 2)
     sampling = sample(loop, seconds / 2, routine, ks)
+    chunks = chunk_sizes(loop, workload, size)
     path = next(
         (
             r
@@ -142,6 +203,7 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
         "hardware_counters": counting["hardware_counters"],
         "derived": counting["derived"],
         "counting": {k: counting[k] for k in ("ops", "syscalls", "loop_ns")},
+        "chunks": chunks,
         "routine": {
             "name": routine["name"],
             "symbol": routine["symbol"],
