@@ -345,6 +345,9 @@ def execute(
                 progress.update(task, description=f"{kind} pass {c.name}")
                 _side_pass(plan, run, child, c, kind, manifest)
                 progress.advance(task)
+            if m.copy and not (run.path / "copy.json").exists():
+                progress.update(task, description="user-space copy strategies sweep")
+                _copy_sweep(run, child, manifest)
     except Interrupted:
         child.kill()
         _finish(run, manifest, plan, failed, status="interrupted")
@@ -353,8 +356,6 @@ def execute(
         child.kill()
         _finish(run, manifest, plan, failed, status="interrupted")
         raise
-    if m.copy:
-        _copy_sweep(run)
     return _finish(run, manifest, plan, failed, status="complete")
 
 
@@ -398,14 +399,17 @@ def _side_pass(
     run.write_side(key, c.name, obj)
 
 
-def _copy_sweep(run: RunDir) -> None:
-    from readbench import copybench
-
-    with console.status("user-space copy strategies sweep"):
-        obj = copybench.run_for_report()
-    from readbench.results import atomic_write_json
-
-    atomic_write_json(run.path / "copy.json", obj)
+def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
+    """`readbench copy` in its own process group (interruptible like any pass); it writes
+    copy.json atomically itself."""
+    out = run.path / "copy.json"
+    cmd = [sys.executable, "-m", "readbench", "copy", "--out", str(out), "--json"]
+    proc = child.run(cmd, timeout=1800)
+    if proc.returncode != 0:
+        manifest.setdefault("side_failures", []).append(
+            {"cell": "copy", "kind": "copy", "reason": _error_tail(proc.stderr)}
+        )
+        console.print(f"[yellow]copy sweep failed[/yellow]: {_error_tail(proc.stderr)}")
 
 
 def _finish(
