@@ -615,6 +615,42 @@ def attach(spec: HookSpec | str, *, tgid: int, workload: str, stats: bool = Fals
     return AttachedHook(spec, workload, tgid, stats)
 
 
+def verify(spec: HookSpec | str, workload: str) -> list[dict[str, Any]]:
+    """Load the hook's programs through the verifier without attaching anything.
+
+    Shows that a body is accepted where attaching is refused (kprobes without
+    CONFIG_KPROBES load, then fail at attach). MissingCapability if loading is refused.
+    """
+    if isinstance(spec, str):
+        spec = parse(spec)
+    if spec.is_none:
+        return []
+    why = _applicable(spec, workload)
+    if why:
+        raise BadInput(why)
+    p = _plan(spec, workload, NO_TGID)
+    try:
+        obj = _load(p, NO_TGID)
+    except lb.LibbpfError as e:
+        raise MissingCapability(f"{spec.name}: {_refusal(spec.attach, e)}") from e
+    try:
+        out = []
+        for s in p.sides:
+            info = obj.program(s.program).info()
+            out.append(
+                {
+                    "name": s.program,
+                    "role": s.role,
+                    "type": lb.PROG_TYPES.get(info.type, str(info.type)),
+                    "xlated_len": info.xlated_prog_len,
+                    "verified_insns": info.verified_insns,
+                }
+            )
+        return out
+    finally:
+        obj.close()
+
+
 # ---- availability ------------------------------------------------------------------
 
 _PROBE_TARGET = {

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import ALLOWED_IN_STRICT, require
 
 from readbench import hooks
 from readbench.driver import SYSCALL_OF, ReadLoop
@@ -217,7 +217,7 @@ def _hooks_for(workload: str, attach: str) -> list[str]:
 
 
 @pytest.mark.parametrize("attach", ["tp", "rawtp", "tpbtf"])
-@pytest.mark.parametrize(("workload", "size"), CASES)
+@pytest.mark.parametrize(("workload", "size"), [*CASES, ("uncached", 4096), ("direct", 4096)])
 def test_count_equals_syscalls(
     attach: str, workload: str, size: int, probe: dict, data_file: Path
 ) -> None:
@@ -514,3 +514,39 @@ def test_cli_hooks_subcommand(probe: dict) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)["attach_types"]) == set(hooks.ATTACH_TYPES)
+
+
+def _function_specs() -> list[str]:
+    out = []
+    for a in ("fentry", "fexit", "kprobe", "kretprobe"):
+        targets = hooks.TRAMPOLINE_TARGETS if a in ("fentry", "fexit") else hooks.KPROBE_TARGETS
+        for t in targets:
+            if t == "pipe_read":
+                continue  # alias of anon_pipe_read, resolved per kernel
+            out += [f"{a}:{t}:{b}" for b in hooks.BODIES]
+    return out
+
+
+@pytest.mark.parametrize("name", _function_specs())
+def test_function_hook_programs_pass_the_verifier_or_load_is_refused(
+    name: str, probe: dict
+) -> None:
+    """Where only attaching is refused (kprobes here), the programs still go through the
+    verifier: every target kind and body must be accepted. Where loading itself is
+    refused (fentry/fexit here), the refusal carries the kernel's errno."""
+    spec = hooks.parse(name)
+    if hooks.resolve_target(spec.target) is None:
+        require(False, f"{ALLOWED_IN_STRICT} kernel has no {spec.target} (other kernel version)")
+    workload = next(w for w in SYSCALL_OF if hooks._applicable(spec, w) is None)
+    try:
+        progs = hooks.verify(spec, workload)
+    except MissingCapability as e:
+        types = {spec.attach, hooks.companion_type(spec) or spec.attach}
+        assert any(not probe[t]["available"] for t in types), str(e)
+        assert "errno" in str(e)
+        return
+    assert progs and all(p["xlated_len"] > 0 for p in progs)
+    roles = {p["role"] for p in progs}
+    assert spec.side in roles
+    if spec.body == "inspect":
+        assert "exit" in roles
