@@ -108,7 +108,9 @@ def perf_event_open(attr: PerfEventAttr, pid: int = 0, cpu: int = -1, group_fd: 
 
     nr = _NR_PERF_EVENT_OPEN.get(platform.machine())
     if nr is None:
-        raise PerfOpenError(errno_mod.ENOSYS, f"perf_event_open: no syscall number for {nr}")
+        raise PerfOpenError(
+            errno_mod.ENOSYS, f"perf_event_open: no syscall number for {platform.machine()}"
+        )
     attr.size = ctypes.sizeof(PerfEventAttr)
     fd = _libc.syscall(
         ctypes.c_long(nr),
@@ -329,6 +331,10 @@ class Sampler:
         """cycles where the PMU allows (and not forced off), else cpu-clock. Kernel must be
         included: a copy_to_user profile without kernel samples is meaningless."""
         reasons = []
+        # Stay under the kernel's sample-rate cap, or it throttles (and says so).
+        cap = max_sample_rate()
+        if cap:
+            rate_hz = max(100, min(rate_hz, cap // 2))
         candidates: list[tuple[str, str, int, int, int]] = []
         if not force_software():
             hz = _cpu_hz()
