@@ -28,7 +28,7 @@ from rich.text import Text
 
 from readbench import figures
 from readbench.errors import BadInput
-from readbench.report import atomic_write, machine_info, render
+from readbench.report import atomic_write, machine_info, matrix_blocks, render
 from readbench.stats import (
     DEFAULT_BOOT,
     RunData,
@@ -51,9 +51,11 @@ def _labels(runs: list[RunData]) -> list[str]:
     return labels
 
 
-def _matrix_axes(run: RunData) -> dict[str, list[str]]:
-    m = run.manifest.get("matrix") or {}
-    return {k: sorted(str(x) for x in m.get(k) or []) for k in ("workloads", "sizes", "hooks")}
+def _matrix_axes(run: RunData) -> list[str]:
+    # blocks as canonical JSON strings so two matrices compare regardless of block order
+    return sorted(
+        json.dumps(b, sort_keys=True) for b in matrix_blocks(run.manifest.get("matrix") or {})
+    )
 
 
 def compare_runs(

@@ -114,6 +114,16 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
                 lo = [c[0] for c in g["overhead_ci95_pct"]]
                 hi = [c[1] for c in g["overhead_ci95_pct"]]
                 ax.fill_between(g["size"], lo, hi, color=col, alpha=0.2, linewidth=0)
+                # error bars as well: a band has no width when a workload has one size
+                ax.errorbar(
+                    g["size"],
+                    g["overhead_pct"],
+                    yerr=[g["overhead_pct"] - lo, np.array(hi) - g["overhead_pct"]],
+                    fmt="none",
+                    ecolor=col,
+                    elinewidth=0.8,
+                    capsize=3,
+                )
                 ax.plot(g["size"], g["overhead_pct"], color=col, label=_label(str(hook)))
                 sig = g["significant"].astype(bool)
                 ax.scatter(g["size"][sig], g["overhead_pct"][sig], color=col, zorder=3, s=22)
@@ -327,14 +337,27 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
         )
         fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(df) + 2), 4.5), layout="constrained")
         x = np.arange(len(df))
-        ax.bar(x, df["program_ns"], color="#4c72b0", label="BPF program (run_time_ns/op)")
-        ax.bar(
-            x,
-            df["mechanism_ns"],
-            bottom=np.where(df["mechanism_ns"] >= 0, df["program_ns"], 0),
-            color="#dd8452",
-            label="mechanism (Δ − program)",
-        )
+        # a split of a Δ that is not significant is noise: draw it faded and hatched
+        sig = df["significant"].fillna(False).astype(bool).to_numpy()
+        alpha = np.where(sig, 1.0, 0.35)
+        for i in range(len(df)):
+            ax.bar(
+                x[i],
+                df["program_ns"].iat[i],
+                color="#4c72b0",
+                alpha=alpha[i],
+                label="BPF program (run_time_ns/op)" if i == 0 else None,
+            )
+            m = df["mechanism_ns"].iat[i]
+            ax.bar(
+                x[i],
+                m,
+                bottom=df["program_ns"].iat[i] if m >= 0 else 0,
+                color="#dd8452",
+                alpha=alpha[i],
+                hatch=None if sig[i] else "//",
+                label="mechanism (Δ − program)" if i == 0 else None,
+            )
         ax.scatter(x, df["delta_ns"], color="black", zorder=3, s=14, label="total Δ (HL)")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x)
@@ -347,7 +370,8 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
             _encode(fig),
             "Stacked bars of BPF program time and mechanism time per hooked cell",
             "Program time = Σ run_time_ns / ops from the BPF_ENABLE_STATS side pass; mechanism "
-            "= Hodges-Lehmann Δ minus program time (attach trampoline, syscall slow path).",
+            "= Hodges-Lehmann Δ minus program time (attach trampoline, syscall slow path). "
+            "Faded, hatched bars: Δ not significant after Holm, so the split is noise.",
         )
 
 
@@ -357,7 +381,7 @@ def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Fig
         return None
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).sort_values(["workload", "size"]).reset_index(drop=True)
-        fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(df)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(7, 1.8 + 0.3 * len(df)), layout="constrained")
         y = np.arange(len(df))
         lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
         hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]
@@ -387,7 +411,7 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
         return None
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).reset_index(drop=True)
-        fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(df)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(8, 1.8 + 0.28 * len(df)), layout="constrained")
         y = np.arange(len(df))
         lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
         hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]

@@ -239,6 +239,7 @@ def build_context(
         "synthetic": manifest.get("synthetic"),
         "machine": m,
         "matrix": manifest.get("matrix") or {},
+        "blocks": matrix_blocks(manifest.get("matrix") or {}),
         "unavailable": [u for u in manifest.get("unavailable") or [] if isinstance(u, dict)],
         "failed": [f for f in manifest.get("failed") or [] if isinstance(f, dict)],
         "side_failures": [f for f in manifest.get("side_failures") or [] if isinstance(f, dict)],
@@ -252,6 +253,23 @@ def build_context(
         "alpha": alpha,
         "margin": margin,
     }
+
+
+def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """The matrix as blocks of workloads × sizes × hooks (older/flat manifests: one block)."""
+    blocks = matrix.get("blocks")
+    if not isinstance(blocks, list):
+        blocks = [matrix]
+    out = []
+    for b in blocks:
+        if isinstance(b, dict):
+            out.append(
+                {
+                    k: [str(x) for x in b.get(k) or []]
+                    for k in ("workloads", "sizes", "hooks", "buf_offsets")
+                }
+            )
+    return out
 
 
 def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:
