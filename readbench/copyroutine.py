@@ -361,6 +361,95 @@ def kallsyms_names(path: str | os.PathLike[str] = "/proc/kallsyms") -> set[str] 
         return None
 
 
+REP_MOVSB = b"\xf3\xa4"
+REP_MOVSQ = b"\xf3\x48\xa5"
+
+
+def text_check(
+    result: dict[str, Any],
+    symbols: list[tuple[int, str, str]],
+    read: Any,
+    source: str,
+) -> dict[str, Any]:
+    """Look at the running kernel's code for the predicted copy instruction.
+
+    read(addr, n) -> bytes | None reads kernel text; source "kcore" means the live,
+    ALTERNATIVE-patched text. An on-disk vmlinux shows the unpatched defaults (inline
+    rep movsb in 6.4+, `jmp` to the movsq path in rep_movs_alternative), so it proves
+    nothing about which branch this CPU takes: reported as unchecked.
+    """
+    if source != "kcore":
+        return {"status": "unchecked", "reason": f"{source}: unpatched ALTERNATIVEs"}
+    text = sorted((a, n) for a, t, n in symbols if t in "tT" and a)
+    addr = {n: a for a, n in text}
+
+    def body(name: str) -> tuple[int, bytes] | None:
+        a = addr.get(name)
+        if a is None:
+            return None
+        nxt = min((b for b, _ in text if b > a), default=a + 256)
+        data = read(a, min(nxt - a, 4096))
+        return (a, data) if data else None
+
+    if result["inline"]:
+        seen = [(c, body(c)) for c in result["inline_callers"]]
+        readable = [(c, b) for c, b in seen if b]
+        if not readable:
+            return {"status": "unreadable", "reason": "caller text not readable"}
+        target = addr.get("rep_movs_alternative")
+        found, calls = [], []
+        for c, (a, data) in readable:
+            if REP_MOVSB in data:
+                found.append(c)
+            for i in range(len(data) - 4):
+                if target is not None and data[i] == 0xE8:
+                    rel = int.from_bytes(data[i + 1 : i + 5], "little", signed=True)
+                    if a + i + 5 + rel == target:
+                        calls.append(c)
+        ok = bool(found) and not calls
+        return {
+            "status": "consistent" if ok else "inconsistent",
+            "rep_movsb_in": found,
+            "calls_rep_movs_alternative": sorted(set(calls)),
+        }
+    sym = result["symbol"]
+    b = body(sym)
+    if b is None:
+        return {"status": "unreadable", "reason": f"{sym} text not readable"}
+    data = b[1]
+    large = result["by_size"][-1]["insn"]
+    has_b, has_q = REP_MOVSB in data, REP_MOVSQ in data
+    if large == "rep movsb":
+        ok = has_b
+    elif large == "rep movsq" and sym == "rep_movs_alternative":
+        ok = has_q and not has_b  # the ERMS ALTERNATIVE is not patched in
+    elif large == "rep movsq":
+        ok = has_q
+    else:  # unrolled movq loops: no rep movsq for >= 64
+        ok = not has_q
+    return {
+        "status": "consistent" if ok else "inconsistent",
+        "symbol": sym,
+        "expected": large,
+        "has_rep_movsb": has_b,
+        "has_rep_movsq": has_q,
+    }
+
+
 def probe() -> dict[str, Any]:
-    """predict() for the running machine, with kallsyms and CPUID checks."""
-    return predict(platform.release(), cpu_flags(), kallsyms_names(), cpuid=cpuid_flags())
+    """predict() for the running machine, with kallsyms, CPUID and (where readable)
+    kernel-text checks."""
+    from readbench.attribution import Kallsyms, open_kernel_text
+
+    try:
+        entries = read_kallsyms()
+    except OSError:
+        entries = []
+    names = {n for _, _, n in entries} or None
+    result = predict(platform.release(), cpu_flags(), names, cpuid=cpuid_flags())
+    kt, reason = open_kernel_text(Kallsyms(entries))
+    if kt is None:
+        result["text_check"] = {"status": "unreadable", "reason": reason}
+    else:
+        result["text_check"] = text_check(result, entries, kt.read, kt.source)
+    return result

@@ -214,3 +214,56 @@ def test_this_machine_prediction_matches_kallsyms() -> None:
     assert p["cpuid"]["read"] is True
     if not p["inline"]:
         assert p["symbol"] in (cr.kallsyms_names() or set())
+
+
+KT = 0xFFFFFFFF81000000
+
+
+def _reader(blobs: dict[int, bytes]):  # type: ignore[no-untyped-def]
+    def read(addr: int, n: int) -> bytes | None:
+        for base, data in blobs.items():
+            if base <= addr < base + len(data):
+                return data[addr - base : addr - base + n]
+        return None
+
+    return read
+
+
+def test_text_check_rep_movs_alternative_branches() -> None:
+    syms = [(KT, "T", RMA), (KT + 0x100, "T", "after"), (KT + 0x1000, "T", "_copy_to_iter")]
+    p = cr.predict("6.18.0", {R}, None)
+    movsq_only = b"\x90" * 16 + b"\xf3\x48\xa5" + b"\x90" * 13
+    ok = cr.text_check(p, syms, _reader({KT: movsq_only.ljust(0x100, b"\x90")}), "kcore")
+    assert ok["status"] == "consistent" and ok["has_rep_movsq"] and not ok["has_rep_movsb"]
+    # rep movsb patched in at .Llarge means the kernel saw ERMS: the model (no erms) is wrong.
+    patched = (b"\xf3\xa4" + movsq_only).ljust(0x100, b"\x90")
+    bad = cr.text_check(p, syms, _reader({KT: patched}), "kcore")
+    assert bad["status"] == "inconsistent"
+    erms = cr.predict("6.18.0", {E, R}, None)
+    assert cr.text_check(erms, syms, _reader({KT: patched}), "kcore")["status"] == "consistent"
+    assert cr.text_check(p, syms, _reader({}), "kcore")["status"] == "unreadable"
+    assert cr.text_check(p, syms, _reader({KT: patched}), "vmlinux")["status"] == "unchecked"
+
+
+def test_text_check_inline_rep_movsb() -> None:
+    syms = [(KT, "T", RMA), (KT + 0x100, "T", "_copy_to_iter"), (KT + 0x400, "T", "next")]
+    p = cr.predict("6.18.0", {E, F, R}, None)
+    inline = (b"\x90" * 32 + b"\xf3\xa4").ljust(0x300, b"\x90")
+    ok = cr.text_check(p, syms, _reader({KT + 0x100: inline}), "kcore")
+    assert ok["status"] == "consistent" and ok["rep_movsb_in"] == ["_copy_to_iter"]
+    # A call to rep_movs_alternative in the caller means FSRM was not used.
+    at = 0x40
+    rel = (KT - (KT + 0x100 + at + 5)).to_bytes(4, "little", signed=True)
+    called = bytearray(inline)
+    called[at : at + 5] = b"\xe8" + rel
+    bad = cr.text_check(p, syms, _reader({KT + 0x100: bytes(called)}), "kcore")
+    assert bad["status"] == "inconsistent"
+    assert bad["calls_rep_movs_alternative"] == ["_copy_to_iter"]
+
+
+def test_probe_reports_text_check() -> None:
+    t = cr.probe()["text_check"]
+    if not os.path.exists("/proc/kcore"):
+        assert t["status"] in ("unreadable", "unchecked") and t.get("reason")
+    else:
+        assert t["status"] in ("consistent", "unreadable", "unchecked"), t
