@@ -278,8 +278,15 @@ def companion_type(spec: HookSpec) -> str | None:
     )
 
 
+NOT_APPLICABLE = "not applicable: "
+
+
 def _applicable(spec: HookSpec, workload: str) -> str | None:
-    """Why `spec` makes no sense for `workload` (wrong syscall, not on its path), or None."""
+    """Why `spec` makes no sense for `workload` (wrong syscall, not on its path), or None.
+
+    Reasons start with NOT_APPLICABLE, so a report can tell a meaningless cell (the
+    matrix crossed a pread64 tracepoint with a read() workload) from a kernel refusal.
+    """
     if workload not in SYSCALL_OF:
         raise BadInput(f"workload {workload!r}: unknown; one of {', '.join(SYSCALL_OF)}")
     sc = SYSCALL_OF[workload]
@@ -287,11 +294,14 @@ def _applicable(spec: HookSpec, workload: str) -> str | None:
         traced = spec.target.rsplit("_", 1)[1]
         if traced != sc:
             return (
-                f"{spec.name} traces {traced}() but workload {workload} issues {sc}(): "
-                f"use tp:syscalls/sys_{spec.side}_{sc}"
+                f"{NOT_APPLICABLE}{spec.name} traces {traced}() but workload {workload} "
+                f"issues {sc}(): use tp:syscalls/sys_{spec.side}_{sc}"
             )
     elif spec.attach not in ("rawtp", "tpbtf") and spec.target not in PATH_OF[workload]:
-        return f"{spec.target} is not on the {workload} read path (it would never fire)"
+        return (
+            f"{NOT_APPLICABLE}{spec.target} is not on the {workload} read path "
+            "(it would never fire)"
+        )
     return None
 
 
