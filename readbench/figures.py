@@ -8,10 +8,12 @@ no data, so the page can say so instead of showing an empty plot.
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import matplotlib
 
@@ -26,6 +28,23 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 DPI = 100
 # Labels come from input files: never let matplotlib interpret them as mathtext.
 RC = {"text.parse_math": False, "svg.fonttype": "none", "axes.titlesize": 10}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _quiet(fn: F) -> F:
+    """seaborn 0.13 on matplotlib 3.11 emits deprecation warnings about its own
+    internals (cmap.set_bad, bxp vert=); they say nothing about our data."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+            warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning)
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass
@@ -89,6 +108,7 @@ def _facets(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure
     return fig, flat[:n]
 
 
+@_quiet
 def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | None:
     """Overhead % vs buffer size per hook, 95 % two-level bootstrap CI bands, log-x;
     filled markers = significant after Holm, hollow = not."""
@@ -154,6 +174,7 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
         )
 
 
+@_quiet
 def overhead_heatmap(comps: list[dict[str, Any]], alpha: float) -> Figure | None:
     rows = [c for c in comps if c.get("ratio") is not None]
     if not rows:
@@ -210,6 +231,7 @@ def overhead_heatmap(comps: list[dict[str, Any]], alpha: float) -> Figure | None
         )
 
 
+@_quiet
 def distributions(cells: list[dict[str, Any]]) -> Figure | None:
     rows = []
     for c in cells:
@@ -250,19 +272,26 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
                 legend=False,
                 linewidth=0.8,
             )
-            sns.stripplot(
-                data=sub,
-                x="size",
-                y="ns",
-                hue="hook",
-                order=order,
-                hue_order=hooks,
-                palette=pal,
-                dodge=True,
-                size=3,
-                alpha=0.7,
-                ax=ax,
-            )
+            # seaborn jitters with the global numpy RNG: seed it so a rebuilt report is
+            # byte-identical, and restore it so callers' random streams are untouched
+            state = np.random.get_state()
+            try:
+                np.random.seed(0)
+                sns.stripplot(
+                    data=sub,
+                    x="size",
+                    y="ns",
+                    hue="hook",
+                    order=order,
+                    hue_order=hooks,
+                    palette=pal,
+                    dodge=True,
+                    size=3,
+                    alpha=0.7,
+                    ax=ax,
+                )
+            finally:
+                np.random.set_state(state)
             ax.set_yscale("log")
             _plain_log_labels(ax, sub["ns"])
             ax.set_title(f"workload: {w}")
@@ -279,6 +308,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+@_quiet
 def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
     rows = [p for p in perf if isinstance(p.get("copy_fraction"), (int, float))]
     if not rows:
@@ -304,6 +334,7 @@ def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+@_quiet
 def copy_strategies(results: list[dict[str, Any]]) -> Figure | None:
     rows = [r for r in results if isinstance(r.get("gbps"), (int, float))]
     if not rows:
@@ -326,6 +357,7 @@ def copy_strategies(results: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+@_quiet
 def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
     rows = [r for r in rows if r.get("program_ns") is not None and r.get("delta_ns") is not None]
     if not rows:
@@ -375,6 +407,7 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+@_quiet
 def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Figure | None:
     rows = [c for c in aa if c.get("ratio") is not None]
     if not rows:
@@ -405,6 +438,7 @@ def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Fig
         )
 
 
+@_quiet
 def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figure | None:
     rows = [r for r in rows if r.get("ratio") is not None]
     if not rows:

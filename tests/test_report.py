@@ -1,0 +1,171 @@
+"""HTML report from SYNTHETIC runs (tests/synthetic_runs.py): content, escaping,
+no-data sections, CLI. The browser check lives in test_report_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from synthetic_runs import write_run
+
+from readbench import cli, report
+
+IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+HOSTILE_HOOK = "<script>alert(1)</script>"
+HOSTILE_MODEL = '"><img src=x onerror=alert(2)> $x^2$ [bold]cpu[/bold]'
+HOSTILE_RUN = "<img src=x onerror=alert(3)>"
+
+
+def _pngs(html: str) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(m))) for m in IMG_RE.findall(html)]
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    base = tmp_path_factory.mktemp("full")
+    run = write_run(
+        base / "run", sizes=(64, 4096, 65536), no_data_cells={"cached/64/kprobe:x:empty": "EPERM"}
+    )
+    path = report.write_report(run, base / "reports")
+    return path, path.read_text()
+
+
+def test_report_has_every_section_and_figure(full_report: tuple[Path, str]) -> None:
+    path, html = full_report
+    assert path.name == "index.html" and path.parent.name == "synthetic-run"
+    for sec in ("summary", "machine", "unavailable", "overhead", "heatmap", "progmech"):
+        assert f'id="{sec}"' in html
+    for sec in ("dist", "copy", "aa", "method"):
+        assert f'id="{sec}"' in html
+    for fig in (
+        "fig-overhead",
+        "fig-heatmap",
+        "fig-dist",
+        "fig-copyfrac",
+        "fig-copy",
+        "fig-progmech",
+        "fig-aa",
+    ):
+        assert f'id="{fig}"' in html, fig
+    imgs = _pngs(html)
+    assert len(imgs) == 7
+    for im in imgs:
+        assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
+    # the synthetic banner and the stats JSON next to the page
+    assert "SYNTHETIC DATA" in html
+    analysis = json.loads((path.parent / "analysis.json").read_text())
+    assert analysis["run_id"] == "synthetic-run"
+
+
+def test_report_is_self_contained(full_report: tuple[Path, str]) -> None:
+    _, html = full_report
+    # the attribute is HTML-escaped; the browser sees the unescaped policy
+    assert "Content-Security-Policy" in html
+    assert "default-src 'none'; img-src data:" in htmllib.unescape(html)
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html
+
+
+def test_report_numbers_match_the_analysis(full_report: tuple[Path, str]) -> None:
+    path, html = full_report
+    a = json.loads((path.parent / "analysis.json").read_text())
+    assert f"<b>{a['significant']}</b>" in html.replace("\n", "")
+    # each comparison row shows its Holm p and verdict
+    for c in a["comparisons"]:
+        assert c["name"] in html
+        assert c["verdict"] in html
+    # unavailable hooks and cells without data are listed with their reasons
+    assert "synthetic lockdown" in html and "cached/64/kprobe:x:empty" in html
+    assert "EPERM" in html
+
+
+def test_rebuilt_report_is_identical(full_report: tuple[Path, str], tmp_path: Path) -> None:
+    path, html = full_report
+    run = Path(json.loads((path.parent / "analysis.json").read_text())["run_dir"])
+    again = report.write_report(run, tmp_path).read_text()
+    assert again == html
+
+
+def test_hostile_labels_are_escaped(tmp_path: Path) -> None:
+    hooks = ("none", HOSTILE_HOOK, "_underscore")
+    run = write_run(
+        tmp_path / "run",
+        run_id=HOSTILE_RUN,
+        sizes=(64, 4096),
+        hooks=hooks,
+        cpu_model=HOSTILE_MODEL,
+        hook_cost={HOSTILE_HOOK: (50.0, 0.0), "_underscore": (10.0, 0.0)},
+        processes=6,
+    )
+    html = report.write_report(run, tmp_path / "reports").read_text()
+    assert "<script" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(3)&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt; $x^2$ [bold]cpu[/bold]" in html
+    # figures still render with mathtext-like and underscore labels
+    assert len(_pngs(html)) == 7
+
+
+def test_sections_without_data_say_so(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sizes=(64,), aa=False, side_files=False, processes=4)
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    assert "No perf attribution data (perf/*.json) in this run." in html
+    assert "No user-space copy sweep (copy.json) in this run." in html
+    assert "No BPF statistics" in html
+    assert "This run has no A/A cells" in html
+    assert len(_pngs(html)) == 3  # overhead, heatmap, distributions only
+
+    base_only = write_run(
+        tmp_path / "base", sizes=(64,), hooks=("none",), aa=False, side_files=False
+    )
+    html = report.write_report(base_only, tmp_path / "rep2").read_text()
+    assert "No hooked cell with a baseline in this run" in html
+    assert "No comparisons in this run: no heatmap." in html
+    assert len(_pngs(html)) == 1
+
+
+def test_underpowered_run_renders(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sizes=(64,), processes=2, values=2)
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    assert "underpowered" in html
+    assert "smallest attainable MWU p" in html
+
+
+def test_report_dir_accepts_root_or_run_dir(tmp_path: Path) -> None:
+    run = tmp_path / "results" / "abc"
+    assert report.report_dir(run, tmp_path / "reports", "abc") == tmp_path / "reports" / "abc"
+    assert (
+        report.report_dir(run, tmp_path / "reports" / "abc", "abc") == tmp_path / "reports" / "abc"
+    )
+
+
+def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "run", sizes=(64,), processes=4)
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == str(tmp_path / "rep" / "synthetic-run" / "index.html")
+    assert "A/A false-positive rate" in out.err
+
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["report"].endswith("index.html")
+    assert {"cells", "comparisons", "significant", "aa_false_positive_rate"} <= set(obj)
+
+
+def test_cli_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    run = write_run(tmp_path / "run", sizes=(64,), processes=2)
+    (run / "manifest.json").write_text("{broken")
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "not valid JSON" in err
