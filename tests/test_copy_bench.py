@@ -137,3 +137,18 @@ def test_perf_bench_cross_check_runs_and_reports_skips(monkeypatch: pytest.Monke
     assert [s["variant"] for s in v2["skipped"]] == ["movsb"]
     assert "does not offer x86-64-movsb" in v2["skipped"][0]["reason"]
     assert [r["variant"] for r in v2["results"]] == ["libc"]
+
+
+def test_perf_buffer_layout() -> None:
+    """perf 6.1 mallocs dst then src (src = dst + size + 16); perf with --page mmaps both."""
+    assert perfbench.layout_aligns("malloc", 4096) == (16, 0)
+    assert perfbench.layout_aligns("malloc", 65536) == (16, 0)
+    assert perfbench.layout_aligns("malloc", 100) == (116, 0)
+    assert perfbench.layout_aligns("mmap", 4096) == (0, 0)
+    perf = shutil.which("perf")
+    require(perf is not None, "perf CLI not installed")
+    layout, why = perfbench.buffer_layout(perf)
+    assert layout in ("malloc", "mmap") and why
+    _, version = perfbench.available_functions(perf)
+    if version.startswith("perf version 6.1."):
+        assert layout == "malloc"
