@@ -86,12 +86,18 @@ def round_value(rl: ReadLoop, loops: int, batches: int) -> float:
 
 
 def python_rounds(
-    path: Path, size: int, rounds: int, loops: int, batches: int, rng: random.Random
+    path: Path,
+    size: int,
+    rounds: int,
+    loops: int,
+    batches: int,
+    rng: random.Random,
+    names: list[str] = HOOKS,
 ) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {h: [] for h in HOOKS}
+    out: dict[str, list[float]] = {h: [] for h in names}
     with ReadLoop("cached", size, path) as rl:
         for _ in range(rounds):
-            order = HOOKS[:]
+            order = names[:]
             rng.shuffle(order)
             for h in order:
                 with hooks.attach(h, tgid=os.getpid(), workload="cached"):
@@ -192,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write all raw values here")
+    ap.add_argument(
+        "--sweep",
+        default=None,
+        help="readbench only: comma-separated hooks to compare with none in-process "
+        "(e.g. every body), rounds = blocks x rounds; no C cross-check",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (BPF)", file=sys.stderr)
@@ -201,6 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     if not data.exists():
         data.parent.mkdir(parents=True, exist_ok=True)
         data.write_bytes(os.urandom(64 << 10))
+    if args.sweep:
+        names = ["none"] + [hooks.parse(h).name for h in args.sweep.split(",")]
+        rng = random.Random(args.seed)
+        r = python_rounds(
+            data, args.size, args.blocks * args.rounds, args.loops, args.batches, rng, names
+        )
+        summary = {h: paired(r["none"], r[h]) for h in names[1:]}
+        print(f"cached pread {args.size} B, in-process, fastest batch per round")
+        for h, s in summary.items():
+            print(
+                f"  {h:40} +{s['overhead_ns']:6.1f} ns [{s['ci95_ns'][0]:6.1f}, "
+                f"{s['ci95_ns'][1]:6.1f}]  +{s['overhead_pct']:5.1f}%  (n={s['n_rounds']})"
+            )
+        if args.json:
+            args.json.write_text(json.dumps({"raw": r, "summary": summary}, indent=1))
+        return 0
     exe = build_c()
     rng = random.Random(args.seed)
     py: dict[str, list[float]] = {h: [] for h in HOOKS}
