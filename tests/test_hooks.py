@@ -551,3 +551,32 @@ def test_function_hook_programs_pass_the_verifier_or_load_is_refused(
     assert spec.side in roles
     if spec.body == "inspect":
         assert "exit" in roles
+
+
+def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
+    """Without tracefs a classic tracepoint has no id to attach to: the loader mounts it
+    (as systemd does at boot). Run in a private mount namespace so the test's unmount
+    cannot disturb anything else on the machine."""
+    import shutil
+
+    need(probe, "tp")
+    require(shutil.which("unshare") is not None, "needs unshare (util-linux)")
+    code = (
+        "import os; from readbench import hooks; "
+        "h = hooks.attach('tp:syscalls/sys_enter_pread64:count', tgid=os.getpid(), "
+        "workload='cached'); print(h.snapshot()['notes']); h.close()"
+    )
+    script = (
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; "
+        "test ! -d /sys/kernel/tracing/events || exit 99; "
+        f'{sys.executable} -c "{code}"'
+    )
+    r = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "mounted tracefs at /sys/kernel/tracing" in r.stdout
