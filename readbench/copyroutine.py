@@ -101,17 +101,21 @@ def _pre64(era: str, flags: set[str]) -> dict[str, Any]:
     if erms:
         sym = "copy_user_enhanced_fast_string"
         short_branch = era != "<=2017" and not (fsrm and era in ("5.17", "5.18-6.3"))
-        if not short_branch:
+        if not short_branch and era == "<=2017":
+            why = "ERMS, before the 2017 short-copy branch: one rep movsb for every length"
+            by = [_rng(0, None, "rep movsb", sym, "rep movsb")]
+        elif not short_branch:
             why = (
-                "ERMS: one rep movsb for every length"
-                + (" (FSRM patches out the <64 test, 5.17+)" if era != "<=2017" else "")
-                + " [commit 244122b4d2e5]" * (era != "<=2017")
+                "ERMS with FSRM (5.17+): the < 64 test is patched out, one rep movsb for "
+                "every length [244122b4d2e5]"
             )
             by = [_rng(0, None, "rep movsb", sym, "rep movsb")]
         else:
             why = (
-                "ERMS without FSRM: len < 64 goes to the short-copy code (8-byte movq loop "
-                "then bytes), len >= 64 one rep movsb [236222d39347]"
+                "ERMS"
+                + (" (FSRM is not consulted before 5.17)" if fsrm else " without FSRM")
+                + ": len < 64 goes to the short-copy code (8-byte movq loop then bytes), "
+                "len >= 64 one rep movsb [236222d39347]"
             )
             by = [
                 _rng(0, 7, "byte loop (short-copy code)", short_sym, "movb"),
