@@ -432,7 +432,7 @@ def _load(p: _Plan, tgid: int) -> lb.Object:
         ro = obj.rodata()
         cfg = _pack_cfg(tgid, p)
         if len(ro) != len(cfg):
-            raise MissingCapability(
+            raise RuntimeError(  # a bug, not a machine limit: exit 1
                 f"BPF object .rodata is {len(ro)} bytes, expected struct rb_cfg of {len(cfg)}: "
                 "bpf/readhooks.bpf.c and readbench/hooks.py disagree"
             )
