@@ -75,6 +75,20 @@ _GROUPS = [
     ),
     ("pipe", re.compile(r"^(anon_pipe_read|fifo_pipe_read|pipe_|__wake_up|wake_up)")),
     (
+        "page free / memcg",
+        re.compile(
+            r"^(__free|free_|uncharge_|page_counter|__folio_put|folio_put|mem_cgroup|"
+            r"__mem_cgroup|memcg|__memcg|refill_stock|drain_stock|put_page)"
+        ),
+    ),
+    (
+        "scheduler / wakeups",
+        re.compile(
+            r"^(try_to_wake_up|__schedule|schedule|autoremove_wake|__wake_up|"
+            r"wake_up|ttwu|enqueue_|dequeue_|update_curr|psi_)"
+        ),
+    ),
+    (
         "iov_iter",
         re.compile(
             r"^(copy_page_to_iter|_copy_to_iter|copy_folio_to_iter|iov_iter|"
