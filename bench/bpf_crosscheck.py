@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scipy import stats as st
-
 from readbench import bpf_build, hooks
 from readbench.driver import ReadLoop
 
@@ -166,6 +164,10 @@ def stats_pass(
 
 
 def paired(base: list[float], hooked: list[float]) -> dict[str, float]:
+    # Imported here, after measuring: numpy/scipy start worker threads, and a
+    # multi-threaded process pays fd reference counting on every pread (fdget).
+    from scipy import stats as st
+
     d = [h - b for h, b in zip(hooked, base, strict=True)]
     pct = [100 * (h / b - 1) for h, b in zip(hooked, base, strict=True)]
     n = len(d)
@@ -205,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. every body), rounds = blocks x rounds; no C cross-check",
     )
     args = ap.parse_args(argv)
+    assert "scipy" not in sys.modules  # see paired()
     if os.geteuid() != 0:
         print("needs root (BPF)", file=sys.stderr)
         return 3
