@@ -1,0 +1,168 @@
+"""Render the report (of a SYNTHETIC run) in real headless Chromium.
+
+Checks: every figure decoded (non-zero natural size), no console message at all
+(the page has no script, so any console line is a CSP violation or a load error),
+and a screenshot that is not blank. Debian's `chromium` is installed by
+scripts/ensure-chromium.sh when missing.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require
+from PIL import Image, ImageStat
+from synthetic_runs import write_run
+
+from readbench import report
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+NONCE = "rbcheck"
+# Injected into a copy of the page only: collects load/CSP errors and each image's
+# natural size, and writes them into the DOM for --dump-dom to carry out.
+CHECK_JS = """
+window.__rb = [];
+addEventListener('error', e => __rb.push(
+  'error: ' + (e.message || (e.target && e.target.src) || '?')), true);
+addEventListener('securitypolicyviolation', e => __rb.push(
+  'csp: ' + e.violatedDirective + ' ' + e.blockedURI));
+const _ce = console.error;
+console.error = (...a) => { __rb.push('console: ' + a.join(' ')); _ce(...a); };
+addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const out = {
+    n: imgs.length,
+    sizes: imgs.map(i => [
+      (i.closest('figure') || {}).id || i.src.slice(0, 40),
+      i.naturalWidth, i.naturalHeight, i.complete]),
+    errors: __rb,
+  };
+  const pre = document.createElement('pre');
+  pre.id = 'rb-check';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None and os.geteuid() == 0:
+        subprocess.run(["sh", str(ROOT / "scripts" / "ensure-chromium.sh")], check=False)
+        path = shutil.which("chromium")
+    require(path is not None, "needs Debian's chromium (scripts/ensure-chromium.sh, as root)")
+    assert path is not None
+    return path
+
+
+def _run(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"  # fresh each call
+    return subprocess.run(
+        [chromium, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _check(chromium: str, text: str, probe_path: Path, tmp: Path) -> dict:
+    """Load an instrumented copy of the page (CSP relaxed for exactly our nonce'd
+    script, nothing else changed) and return what the check script saw."""
+    policy = "script-src &#39;none&#39;"
+    assert policy in text
+    probe = text.replace(policy, f"script-src &#39;nonce-{NONCE}&#39;").replace(
+        "<title>", f'<script nonce="{NONCE}">{CHECK_JS}</script><title>', 1
+    )
+    probe_path.write_text(probe)
+    proc = _run(chromium, tmp, "--virtual-time-budget=10000", "--dump-dom", probe_path.as_uri())
+    m = re.search(r'<pre id="rb-check">(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"check script did not run: {proc.stderr[-2000:]}"
+    return json.loads(htmllib.unescape(m.group(1)))
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("browser")
+    run = write_run(
+        base / "run",
+        run_id="browser-<check>",
+        hooks=("none", "rawtp:sys_enter:empty", "<script>alert(1)</script>"),
+        hook_cost={"rawtp:sys_enter:empty": (60.0, 0.0), "<script>alert(1)</script>": (20.0, 0.0)},
+        processes=8,
+    )
+    return report.write_report(run, base / "reports")
+
+
+@pytest.mark.slow
+def test_every_figure_loads_and_no_console_errors(
+    chromium: str, page: Path, tmp_path: Path
+) -> None:
+    text = page.read_text()
+    n_figures = text.count("<figure ")
+    assert n_figures == 7
+    res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
+    assert res["errors"] == []
+    assert res["n"] == n_figures
+    for fig_id, w, h, complete in res["sizes"]:
+        assert complete and w > 0 and h > 0, fig_id
+
+    # the real page, untouched: Chromium logs any console message (CSP violation,
+    # failed load, script error) to stderr; there must be none
+    proc = _run(chromium, tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == []
+    # the hostile hook name arrived as text, not as a script element
+    assert "<script>alert(1)</script>" not in proc.stdout
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in proc.stdout
+
+
+@pytest.mark.slow
+def test_screenshot(chromium: str, page: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    proc = _run(
+        chromium, tmp_path, "--window-size=1280,4000", f"--screenshot={shot}", page.as_uri()
+    )
+    assert shot.exists(), proc.stderr[-2000:]
+    im = Image.open(shot).convert("L")
+    assert im.size == (1280, 4000)
+    # not a blank page: real text and figures give contrast across the page
+    for top in range(0, 4000, 1000):
+        assert ImageStat.Stat(im.crop((0, top, 1280, top + 1000))).stddev[0] > 10
+    keep = os.environ.get("READBENCH_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "report.png")
+
+
+@pytest.mark.slow
+def test_check_catches_a_broken_figure(chromium: str, page: Path, tmp_path: Path) -> None:
+    """The check itself can fail: a truncated PNG and a network image are caught."""
+    text = page.read_text()
+    broken = text.replace(
+        '<img src="data:image/png;base64,', '<img src="data:image/png;base64,AAAA', 1
+    ).replace("</h1>", '</h1><img src="http://example.invalid/x.png" alt="net">', 1)
+    res = _check(chromium, broken, page.with_name("broken.html"), tmp_path)
+    bad = [s for s in res["sizes"] if not (s[1] > 0 and s[2] > 0)]
+    assert len(bad) == 2
+    assert any(e.startswith("csp: img-src") for e in res["errors"])
