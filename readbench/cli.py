@@ -305,7 +305,7 @@ def cmd_one(args: argparse.Namespace) -> int:
             out["bpf"] = json.loads(bpf.read_text())
         if args.perf:
             child = runner.ChildRunner()
-            proc = child.run(runner.side_cmd(plan, target, "perf", seconds=0.5), timeout=300)
+            proc = child.run(runner.side_cmd(plan, target, "perf", seconds=1.5), timeout=300)
             if proc.returncode != 0:
                 raise MissingCapability(f"perf pass failed: {runner._error_tail(proc.stderr)}")
             out["perf"] = json.loads(proc.stdout)

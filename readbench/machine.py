@@ -139,20 +139,13 @@ def io_info(data_dir: Path | None) -> dict[str, Any]:
     return out
 
 
-def kallsyms_names() -> set[str] | None:
-    try:
-        text = Path("/proc/kallsyms").read_text()
-    except OSError:
-        return None
-    return {line.split()[2] for line in text.splitlines() if len(line.split()) >= 3}
-
-
 def probe(data_dir: Path | None = None) -> dict[str, Any]:
     from readbench import copyroutine, hooks
 
     cpu = cpu_info()
     kern = kernel_info()
-    routine = copyroutine.predict(kern["release"], set(cpu["flags"]), kallsyms_names())
+    # predict() with kallsyms, CPUID and (where /proc/kcore or a vmlinux is readable) text checks
+    routine = copyroutine.probe()
     return {
         "cpu": cpu,
         "kernel": kern,

@@ -396,7 +396,7 @@ def _side_pass(
             {"cell": c.name, "kind": kind, "reason": f"unparseable output: {proc.stdout[:200]}"}
         )
         return
-    run.write_side(key, c.name, obj)
+    run.write_side(key, c.name, {"hook": c.hook, "workload": c.workload, "size": c.size, **obj})
 
 
 def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
