@@ -19,7 +19,8 @@ def small_file(data_dir: Path) -> Path:
     """8 MiB of random bytes on a real filesystem."""
     p = data_dir / "wl-test-8MiB.dat"
     if not p.exists() or p.stat().st_size != 8 * MiB:
-        tmp = p.with_suffix(".tmp")
+        # A unique temp name: parallel test runs may share the data dir.
+        tmp = p.with_name(f".{p.name}.{os.getpid()}")
         with open(tmp, "wb") as f:
             f.write(os.urandom(8 * MiB))
             os.fsync(f.fileno())  # dirty pages cannot be evicted: uncached needs them clean
