@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from readbench import bpf_build, hooks
-from readbench import libbpf as lb
 from readbench.driver import ReadLoop
 
 HERE = Path(__file__).resolve().parent
@@ -118,38 +117,15 @@ def c_rounds(
     return {h: d[C_NAMES[h]] for h in HOOKS}
 
 
-class _Floor:
-    """The hook's program with a syscall id that never matches (-2): every run returns
-    after one load and compare. Its run_time_ns per run is what BPF stats report for a
-    program doing next to nothing: the clock reads' share of the measured span (large
-    in this VM), which is subtracted to get the body's own time. Uses hooks' internal
-    plan/load so the program, attach point and stats fd are exactly the measured ones."""
-
-    def __init__(self, name: str) -> None:
-        spec = hooks.parse(name)
-        self.plan = hooks._plan(spec, "cached", os.getpid())
-        self.plan.nr = -2
-        self.stats_fd = lb.enable_stats()
-        self.obj = hooks._load(self.plan, os.getpid())
-        self.link = hooks._attach_side(self.obj, self.plan.sides[0])
-
-    def prog(self) -> tuple[int, int]:
-        info = self.obj.program(self.plan.sides[0].program).info()
-        return info.run_cnt, info.run_time_ns
-
-    def close(self) -> None:
-        self.link.destroy()
-        self.obj.close()
-        os.close(self.stats_fd)
-
-
 def stats_pass(
     path: Path, size: int, rounds: int, loops: int, batches: int, rng: random.Random
 ) -> dict[str, Any]:
     """Program time per run from BPF_ENABLE_STATS (fd-scoped), and what stats cost.
 
     Per round and hook, in shuffled order: the hook with stats off, with stats on, and
-    its floor variant (see _Floor) with stats on; same fastest-batch estimator.
+    its floor variant (hooks.attach(floor=True): same program and attach point, the
+    syscall-id filter never matches, so each run returns after one load and compare) with
+    stats on; same fastest-batch estimator.
     body_ns_per_op = (run_time_ns - floor x run_cnt) / ops: the program's own time per
     read, over the floor. Stats bracket every run with two clock reads; their cost
     (stats_on - stats_off) is reported too.
@@ -165,15 +141,17 @@ def stats_pass(
                 order = list(best)
                 rng.shuffle(order)
                 for mode in order:
-                    if mode == "floor":
-                        f = _Floor(h)
-                        read = f.prog
-                    else:
-                        a = hooks.attach(h, tgid=os.getpid(), workload="cached", stats=mode == "on")
+                    a = hooks.attach(
+                        h,
+                        tgid=os.getpid(),
+                        workload="cached",
+                        stats=mode != "off",
+                        floor=mode == "floor",
+                    )
 
-                        def read(a: hooks.AttachedHook = a) -> tuple[int, int]:
-                            p = a.snapshot()["programs"][0]
-                            return p["run_cnt"], p["run_time_ns"]
+                    def read(a: hooks.AttachedHook = a) -> tuple[int, int]:
+                        p = a.snapshot()["programs"][0]
+                        return p["run_cnt"], p["run_time_ns"]
 
                     try:
                         rl.run(loops // 4 + 1)
@@ -185,7 +163,7 @@ def stats_pass(
                             ops += r.ops if mode == "on" else 0
                         c1, t1 = read()
                     finally:
-                        (f if mode == "floor" else a).close()
+                        a.close()
                     best[mode].append(v)
                     if mode in runs:
                         runs[mode] += c1 - c0

@@ -460,8 +460,11 @@ def _attach_side(obj: lb.Object, s: _Side) -> lb.Link:
 class AttachedHook:
     """Programs of one hook, loaded and attached for one process. Close to detach."""
 
-    def __init__(self, spec: HookSpec, workload: str, tgid: int, stats: bool) -> None:
+    def __init__(
+        self, spec: HookSpec, workload: str, tgid: int, stats: bool, floor: bool = False
+    ) -> None:
         self.spec = spec
+        self.floor = floor
         self.workload = workload
         self.tgid = tgid
         self._obj: lb.Object | None = None
@@ -479,11 +482,13 @@ class AttachedHook:
             if note:
                 self.notes.append(note)
         self._plan = _plan(spec, workload, tgid)
+        if floor:
+            self._floor()
         attach_type = spec.attach
         try:
             if stats:
                 self._stats_fd = lb.enable_stats()
-            self._obj = _load(self._plan, tgid)
+            self._obj = _load(self._plan, self.tgid)
             for s in self._plan.sides:
                 attach_type = _side_attach_type(spec.attach, s)
                 self._links.append(_attach_side(self._obj, s))
@@ -497,6 +502,17 @@ class AttachedHook:
         self._maps = {
             n: self._obj.map(n) for n in ("counts", "hist_size", "hist_lat", "istats", "hashes")
         }
+
+    def _floor(self) -> None:
+        """Same programs and attach points, but the first filter never matches: syscall
+        programs get an impossible syscall id (they return after one load and compare),
+        function programs an impossible tgid (one helper call and compare)."""
+        assert self._plan is not None
+        if self._plan.kind == K_SYSCALL:
+            self._plan.nr = -2
+        else:
+            self.tgid = NO_TGID
+        self.notes.append("floor variant: the filter never matches")
 
     # -- maps --
     def _percpu(self, name: str) -> list[int]:
@@ -523,6 +539,7 @@ class AttachedHook:
             "workload": self.workload,
             "tgid": self.tgid,
             "stats_enabled": self._stats_fd >= 0,
+            "floor": self.floor,
             "notes": list(self.notes),
         }
         if self.spec.is_none or self._obj is None or self._plan is None:
@@ -614,15 +631,20 @@ def _side_attach_type(attach: str, s: _Side) -> str:
     return attach
 
 
-def attach(spec: HookSpec | str, *, tgid: int, workload: str, stats: bool = False) -> AttachedHook:
+def attach(
+    spec: HookSpec | str, *, tgid: int, workload: str, stats: bool = False, floor: bool = False
+) -> AttachedHook:
     """Load and attach `spec` for process `tgid` running `workload`.
 
     BadInput if the hook does not apply to the workload; MissingCapability (with errno and
     meaning) if the kernel refuses; `stats=True` holds a BPF_ENABLE_STATS fd while attached.
+    `floor=True` attaches the same programs with a filter that never matches: with stats
+    on, its run_time_ns per run is what BPF stats report for a program doing next to
+    nothing (the clock reads' share), to subtract from the real hook's per-run time.
     """
     if isinstance(spec, str):
         spec = parse(spec)
-    return AttachedHook(spec, workload, tgid, stats)
+    return AttachedHook(spec, workload, tgid, stats, floor)
 
 
 def verify(spec: HookSpec | str, workload: str) -> list[dict[str, Any]]:

@@ -55,25 +55,3 @@ def test_paired_summary_math() -> None:
     assert s["ci95_ns"] == [20.0, 20.0]  # identical differences: zero-width interval
     assert abs(s["overhead_pct"] - (20 + 100 * 20 / 110 + 100 * 20 / 90) / 3) < 1e-9
     assert s["n_rounds"] == 3
-
-
-def test_floor_variant_runs_but_never_matches(root: None, data_dir: Path) -> None:
-    """The stats floor is the same program and attach point with an impossible syscall
-    id: it must run for our preads (run_cnt grows) while counting nothing."""
-    from readbench.driver import ReadLoop
-
-    cc = _module()
-    data = data_dir / "crosscheck-4KiB.bin"
-    if not data.exists():
-        data.write_bytes(os.urandom(4096))
-    for name in ("rawtp:sys_enter", "tp:syscalls/sys_enter_pread64"):
-        f = cc._Floor(name)
-        try:
-            c0, _ = f.prog()
-            with ReadLoop("cached", 64, data) as rl:
-                r = rl.run(500)
-            c1, t1 = f.prog()
-        finally:
-            f.close()
-        assert c1 - c0 >= r.ops, name  # ran for each of our preads (stats fd held)
-        assert t1 > 0, name

@@ -580,3 +580,20 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "mounted tracefs at /sys/kernel/tracing" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["rawtp:sys_enter:count", "tp:syscalls/sys_enter_pread64:count"])
+def test_floor_variant_runs_but_never_matches(name: str, probe: dict, data_file: Path) -> None:
+    """floor=True: same program and attach point with a filter that never matches. It
+    must run for each of our preads (stats on) and count none of them."""
+    need(probe, name.split(":")[0])
+    with (
+        loop_for("cached", 64, data_file) as rl,
+        hooks.attach(name, tgid=os.getpid(), workload="cached", stats=True, floor=True) as h,
+    ):
+        s0 = h.snapshot()
+        r = rl.run(LOOPS)
+        s1 = h.snapshot()
+    assert s1["floor"] is True
+    assert s1["count"] == s0["count"] == 0
+    assert s1["programs"][0]["run_cnt"] - s0["programs"][0]["run_cnt"] >= r.ops
