@@ -168,7 +168,7 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
             "Hook overhead vs buffer size",
             _encode(fig),
             "Line plot of overhead percent against buffer size per hook, with CI bands",
-            "Ratio of medians of per-process medians, hooked / none, as %; band = 95 % "
+            "Overhead = exp(Hodges-Lehmann shift of log per-process medians) − 1; band = 95 % "
             "two-level bootstrap CI (log scale). Filled = significant after Holm; dashed = "
             f"equivalence margin ±{margin * 100:g} %.",
         )
@@ -428,7 +428,7 @@ def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Fig
         ax.set_yticks(y)
         ax.set_yticklabels([_label(str(n)) for n in df["name"]], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("ratio A/A copy / baseline (95 % CI)")
+        ax.set_xlabel("ratio A/A copy / baseline: exp(HL of logs), 95 % CI")
         r = "n/a" if rate is None else f"{rate:.1%}"
         ax.set_title(f"A/A: false-positive rate after Holm = {r} (α = {alpha:g}); red = flagged")
         return Figure(
@@ -459,7 +459,7 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
         ax.set_yticks(y)
         ax.set_yticklabels([_label(str(n)) for n in df["name"]], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("ratio B / A of medians of per-process medians (95 % CI)")
+        ax.set_xlabel("ratio B / A: exp(HL shift of log per-process medians), 95 % CI")
         ax.set_title(title)
         return Figure(
             fig_id,
