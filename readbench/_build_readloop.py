@@ -30,7 +30,6 @@ ffi.set_source(
     sources=[str((SRC / "readloop.c").relative_to(ROOT))],
     include_dirs=[str(SRC.relative_to(ROOT))],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
-    libraries=["pthread"],
 )
 
 if __name__ == "__main__":

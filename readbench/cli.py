@@ -84,13 +84,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_hooks() -> list[str]:
-    from readbench import hooks
-    from readbench.driver import WORKLOADS
-
-    return hooks.default_hooks(list(WORKLOADS))
-
-
 def _narrow_args(args: argparse.Namespace) -> dict[str, Any]:
     from readbench.matrix import check_workload, parse_list, parse_sizes
 
@@ -193,7 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         if args.rounds is not None and args.rounds < 1:
             raise BadInput(f"--rounds {args.rounds}: must be >= 1")
-        matrix = load_matrix(args.matrix, _default_hooks())
+        from readbench import hooks
+
+        matrix = load_matrix(args.matrix, hooks.default_hooks)
         matrix = matrix.narrowed(**_narrow_args(args))
         if args.rounds is not None:
             matrix.rounds = args.rounds

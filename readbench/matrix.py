@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -178,10 +178,18 @@ class Matrix:
         return replace(self, blocks=blocks)
 
 
-def _preset(name: str, default_hooks: list[str]) -> Matrix:
-    hooked = [h for h in default_hooks if h != "none"]
+HookDefaults = Callable[[list[str]], list[str]] | list[str]
+
+
+def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
+    def hooked(*workloads: str) -> list[str]:
+        # Per block: a pread64 tracepoint on a read() workload would only be skipped.
+        hs = default_hooks(list(workloads)) if callable(default_hooks) else default_hooks
+        return [h for h in hs if h != "none"]
+
     if name == "quick":
-        quick_hooks = ["none", *[h for h in hooked if h.startswith("rawtp:sys_enter")][:1]]
+        rawtp = [h for h in hooked("cached") if h.startswith("rawtp:sys_enter")]
+        quick_hooks = ["none", *rawtp[:1]]
         return Matrix(
             "quick",
             [
@@ -200,8 +208,8 @@ def _preset(name: str, default_hooks: list[str]) -> Matrix:
                 Block(["cached", "cached-stream", "pipe"], DESIGN_SIZES),
                 Block(["uncached"], [64, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
                 Block(["direct"], [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
-                Block(["cached"], [1, 64, 4 * KiB, 64 * KiB, MiB], ["none", *hooked]),
-                Block(["pipe"], [64, 4 * KiB], ["none", *hooked]),
+                Block(["cached"], [1, 64, 4 * KiB, 64 * KiB, MiB], ["none", *hooked("cached")]),
+                Block(["pipe"], [64, 4 * KiB], ["none", *hooked("pipe")]),
             ],
             rounds=5,
             processes_per_round=2,
@@ -212,8 +220,9 @@ def _preset(name: str, default_hooks: list[str]) -> Matrix:
         return Matrix(
             "full",
             [
-                Block(["cached", "cached-stream", "pipe"], DESIGN_SIZES, ["none", *hooked]),
-                Block(["uncached"], DESIGN_SIZES, ["none", *hooked]),
+                Block(["cached"], DESIGN_SIZES, ["none", *hooked("cached")]),
+                Block(["cached-stream", "pipe"], DESIGN_SIZES, ["none", *hooked("pipe")]),
+                Block(["uncached"], DESIGN_SIZES, ["none", *hooked("uncached")]),
                 Block(["direct"], [512, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
                 Block(["cached"], [64, 4 * KiB], ["none"], list(range(0, 64, 7))),
             ],
@@ -241,7 +250,7 @@ _TOP_KEYS = {
 }
 
 
-def load_matrix(spec: str, default_hooks: list[str]) -> Matrix:
+def load_matrix(spec: str, default_hooks: HookDefaults) -> Matrix:
     """A preset name or a TOML file path."""
     if spec in PRESETS:
         return _preset(spec, default_hooks)

@@ -30,6 +30,21 @@ def calibrate(loop: ReadLoop, seconds: float) -> int:
         loops *= 4
 
 
+def _ns_per_run(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Mean run_time_ns per program run between two snapshots (all programs of the hook)."""
+
+    def totals(s: dict[str, Any]) -> tuple[int, int]:
+        progs = s.get("programs") or []
+        return (
+            sum(int(p.get("run_cnt") or 0) for p in progs),
+            sum(int(p.get("run_time_ns") or 0) for p in progs),
+        )
+
+    c0, t0 = totals(before)
+    c1, t1 = totals(after)
+    return (t1 - t0) / (c1 - c0) if c1 > c0 else None
+
+
 def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
     from readbench import hooks
 
@@ -42,6 +57,15 @@ def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
             before = h.snapshot()
             res = loop.run(loops)
             after = h.snapshot()
+        # The same programs with a filter that never matches: what the stats clock reads and
+        # the dispatch into a program cost by themselves (the floor under run_time_ns/run_cnt).
+        with hooks.attach(
+            spec, tgid=os.getpid(), workload=args.workload, stats=True, floor=True
+        ) as f:
+            loop.run(min(loops, 1000))
+            f_before = f.snapshot()
+            f_res = loop.run(loops)
+            f_after = f.snapshot()
         return {
             "hook": spec.name,
             "ops": res.ops,
@@ -51,7 +75,16 @@ def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
             "stats_enabled": True,
             "snapshot_before": before,
             "snapshot": after,
+            "floor": {
+                "ops": f_res.ops,
+                "ns_per_op": f_res.ns_per_op,
+                "ns_per_run": _ns_per_run(f_before, f_after),
+                "snapshot_before": f_before,
+                "snapshot": f_after,
+            },
+            "ns_per_run": _ns_per_run(before, after),
         }
+
     finally:
         loop.close()
 

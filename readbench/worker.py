@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent()
     if args.worker:
         cell = Cell(args)
+        # A second thread would tax every read (fdget takes a file reference once a process
+        # has several threads): record it so a regression shows in the results.
+        runner.metadata["readbench_threads"] = len(os.listdir("/proc/self/task"))
         runner.bench_time_func(args.rb_name, cell.timed)
     else:
         # pyperf's main process only spawns workers; it never calls the function.

@@ -132,3 +132,23 @@ def test_short_file_rejected(tmp_path: Path) -> None:
 def test_missing_file_error_names_it(tmp_path: Path) -> None:
     with pytest.raises(MeasurementError, match=r"open\(.*nope.*No such file"):
         ReadLoop("cached", 64, tmp_path / "nope")
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    return {int(x) for x in Path(f"/proc/{me}/task/{me}/children").read_text().split()}
+
+
+def test_pipe_reader_stays_single_threaded() -> None:
+    """The writer is a child process: a second thread in the reader would make every read's
+    fd lookup take a reference (fdget slow path), a cost no single-threaded reader pays."""
+    threads_before = len(os.listdir("/proc/self/task"))
+    before = _children()
+    with ReadLoop("pipe", 64) as loop:
+        loop.run(100)
+        assert len(os.listdir("/proc/self/task")) == threads_before
+        new = _children() - before
+        assert len(new) == 1
+        writer = new.pop()
+    # Closing the loop reaps the writer: no stray process is left behind.
+    assert not Path(f"/proc/{writer}").exists()
