@@ -19,7 +19,10 @@ from pathlib import Path
 
 from readbench.errors import MissingCapability
 
-SRC_DIR = Path(__file__).resolve().parent.parent / "bpf"
+# The repo's bpf/ in a source tree or editable install; the copy setup.py puts in the wheel.
+_TREE_SRC = Path(__file__).resolve().parent.parent / "bpf"
+_WHEEL_SRC = Path(__file__).resolve().parent / "bpf_src"
+SRC_DIR = _TREE_SRC if (_TREE_SRC / "readhooks.bpf.c").exists() else _WHEEL_SRC
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 LIBBPF_HEADER = Path("/usr/include/bpf/bpf_helpers.h")
 
