@@ -321,7 +321,8 @@ def cmd_one(args: argparse.Namespace) -> int:
         if "vs_none" in out:
             v = out["vs_none"]
             lo, hi = v["ratio_ci95"]
-            print(f"  vs none: {v['delta_ns']:+.1f} ns, ratio {v['ratio']:.3f} [{lo:.3f}, {hi:.3f}]")
+            d, r = v["delta_ns"], v["ratio"]
+            print(f"  vs none: {d:+.1f} ns, ratio {r:.3f} [{lo:.3f}, {hi:.3f}]")
         if "perf" in out:
             p = out["perf"]
             print(f"  copy fraction {p.get('copy_fraction')} in {p.get('copy_symbol')}")
