@@ -196,19 +196,30 @@ def resolve_target(target: str) -> str | None:
     return target if target in syms else None
 
 
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+
 def ensure_tracefs() -> str:
-    """Classic tracepoints are found by id under tracefs; mount it (as systemd does at
-    boot) if it is not. Returns '' or a note on what was done."""
+    """Classic tracepoints are found by id under tracefs. If it is not mounted, mount it in a
+    mount namespace of this process's own, so nothing outside the measuring process changes
+    and the mount disappears with it (even on SIGKILL). Returns '' or a note on what was done."""
     if (TRACEFS / "events").is_dir() or Path("/sys/kernel/debug/tracing/events").is_dir():
         return ""
     if os.geteuid() != 0:
         return "tracefs not mounted at /sys/kernel/tracing (needs root to mount)"
     libc = ctypes.CDLL(None, use_errno=True)
+    # unshare(CLONE_NEWNS) gives the calling thread (the one that attaches) a private copy
+    # of the mount table; MS_PRIVATE keeps our mount from propagating back to the host.
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None):
+        e = ctypes.get_errno()
+        return f"cannot make a private mount namespace for tracefs: errno {e} {os.strerror(e)}"
     rc = libc.mount(b"nodev", str(TRACEFS).encode(), b"tracefs", 0, None)
     if rc != 0:
         e = ctypes.get_errno()
         return f"mounting tracefs at {TRACEFS} failed: errno {e} {os.strerror(e)}"
-    return f"mounted tracefs at {TRACEFS}"
+    return f"mounted tracefs at {TRACEFS} (private to this process)"
 
 
 # ---- plan: which programs a hook needs --------------------------------------------

@@ -554,9 +554,9 @@ def test_function_hook_programs_pass_the_verifier_or_load_is_refused(
 
 
 def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
-    """Without tracefs a classic tracepoint has no id to attach to: the loader mounts it
-    (as systemd does at boot). Run in a private mount namespace so the test's unmount
-    cannot disturb anything else on the machine."""
+    """Without tracefs a classic tracepoint has no id to attach to: the loader mounts it in
+    a mount namespace of its own, so the host's mount table is left as it was. The test
+    itself unmounts tracefs only inside a private namespace (unshare -m)."""
     import shutil
 
     need(probe, "tp")
@@ -569,7 +569,9 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
     script = (
         "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; "
         "test ! -d /sys/kernel/tracing/events || exit 99; "
-        f'{sys.executable} -c "{code}"'
+        f'{sys.executable} -c "{code}"; '
+        # the attaching process's mount was private to it: this namespace still has none
+        "test ! -d /sys/kernel/tracing/events || exit 98"
     )
     r = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
@@ -579,7 +581,7 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert r.returncode == 0, r.stderr
-    assert "mounted tracefs at /sys/kernel/tracing" in r.stdout
+    assert "mounted tracefs at /sys/kernel/tracing (private to this process)" in r.stdout
 
 
 @pytest.mark.parametrize("name", ["rawtp:sys_enter:count", "tp:syscalls/sys_enter_pread64:count"])
