@@ -397,6 +397,12 @@ def _side_pass(
         )
         return
     run.write_side(key, c.name, {"hook": c.hook, "workload": c.workload, "size": c.size, **obj})
+    check = obj.get("count_check") or {}
+    if check.get("applies") and not check.get("ok"):
+        manifest.setdefault("side_failures", []).append(
+            {"cell": c.name, "kind": kind, "reason": f"count body mismatch: {check}"}
+        )
+        console.print(f"[red]{c.name}: BPF count {check['counted']} != reads {check['syscalls']}")
 
 
 def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:

@@ -45,6 +45,15 @@ def _ns_per_run(before: dict[str, Any], after: dict[str, Any]) -> float | None:
     return (t1 - t0) / (c1 - c0) if c1 > c0 else None
 
 
+def _count_check(before: dict[str, Any], after: dict[str, Any], syscalls: int) -> dict[str, Any]:
+    """A `count` body must have counted exactly the read calls the loop made (its tgid filter
+    and syscall-id filter at work); other bodies count nothing to check."""
+    if after.get("count") is None:
+        return {"applies": False}
+    counted = int(after["count"]) - int(before.get("count") or 0)
+    return {"applies": True, "counted": counted, "syscalls": syscalls, "ok": counted == syscalls}
+
+
 def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
     from readbench import hooks
 
@@ -83,6 +92,7 @@ def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
                 "snapshot": f_after,
             },
             "ns_per_run": _ns_per_run(before, after),
+            "count_check": _count_check(before, after, res.syscalls),
         }
 
     finally:

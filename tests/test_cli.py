@@ -221,3 +221,36 @@ def test_run_json_and_pyperf_compat(tmp_path: Path) -> None:
     suite = pyperf.BenchmarkSuite.load(str(run_dir / "suite.json"))
     b = suite.get_benchmark("cached/64/none")
     assert len([r for r in b.get_runs() if r.values]) == 4  # 2 rounds × 2 processes
+
+
+def test_run_with_count_hooks_counts_every_read(root: None, tmp_path: Path) -> None:
+    """Through the whole runner: each hooked cell's BPF-stats pass reads its `count` body,
+    which must equal the read calls the C loop made (pipe included: top-up reads count)."""
+    from readbench import hooks
+
+    avail = hooks.probe_attach_types()
+    require(avail["rawtp"]["available"], f"rawtp unavailable: {avail['rawtp']['reason']}")
+    require(avail["tp"]["available"], f"tp unavailable: {avail['tp']['reason']}")
+    r = rb("run", "--workloads", "cached,pipe", "--sizes", "64",
+           "--hooks", "none,rawtp:sys_enter:count,tp:syscalls/sys_enter_read:count",
+           "--rounds", "1", "--no-copy", "--no-perf", "--no-progress",
+           "--out", str(tmp_path / "res"), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    run_dir = Path(out["run_dir"])
+    # The read() tracepoint makes no sense for pread64: skipped with that reason, not dropped.
+    skipped = {u["cell"]: u["reason"] for u in out["unavailable"]}
+    assert "not applicable" in skipped["cached/64/tp:syscalls/sys_enter_read:count"]
+    checks = {}
+    for f in (run_dir / "bpf").glob("*.json"):
+        side = json.loads(f.read_text())
+        checks[side["cell"]] = side["count_check"]
+        assert side["snapshot"]["stats_enabled"] is True
+        assert side["floor"]["ns_per_run"] is not None
+    assert set(checks) == {
+        "cached/64/rawtp:sys_enter:count",
+        "pipe/64/rawtp:sys_enter:count",
+        "pipe/64/tp:syscalls/sys_enter_read:count",
+    }
+    for cell, c in checks.items():
+        assert c["applies"] and c["counted"] == c["syscalls"] > 0, (cell, c)
