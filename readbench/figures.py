@@ -88,12 +88,15 @@ def _log2_sizes(ax: plt.Axes, sizes: Sequence[int]) -> None:
     ax.tick_params(axis="x", labelrotation=45)
 
 
-def _plain_log_labels(ax: plt.Axes, values: Sequence[float]) -> None:
+def _plain_log_labels(ax: plt.Axes, values: Sequence[float], axis: str = "y") -> None:
     # with parse_math off the default log labels would print raw "$\\mathdefault...$"
     fmt = FuncFormatter(lambda x, _pos: f"{x:g}")
-    ax.yaxis.set_major_formatter(fmt)
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(fmt)
     lo, hi = float(np.min(values)), float(np.max(values))
-    ax.yaxis.set_minor_formatter(fmt if hi / max(lo, 1e-12) < 20 else NullFormatter())
+    target.set_minor_formatter(fmt if hi / max(lo, 1e-12) < 20 else NullFormatter())
+    if axis == "x":
+        ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=45)
 
 
 def _facets(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -305,6 +308,58 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
             "Strip and box plots of per-process median ns per op",
             "Each dot is one worker process's median ns/op (the unit of replication); boxes "
             "show quartiles across processes.",
+        )
+
+
+@_quiet
+def ecdfs(
+    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 12
+) -> Figure | None:
+    """ECDF of every value per cell, one panel per (workload, size): the tails, where
+    a hook's cost can hide, which medians do not show. `values` maps cell name to its
+    per-process arrays (ns/op)."""
+    rows = []
+    for c in cells:
+        runs = values.get(c["name"])
+        if not runs:
+            continue
+        panel = f"{c['workload']} / {size_label(c['size'])}" + (
+            f"+{c['buf_offset']}" if c.get("buf_offset") else ""
+        )
+        label = _label(c["hook"] + (" (A/A copy)" if c.get("aa_copy") else ""))
+        for r in runs:
+            for v in r:
+                rows.append({"panel": panel, "size_n": c["size"], "hook": label, "ns": float(v)})
+    if not rows:
+        return None
+    with plt.rc_context(RC):
+        df = pd.DataFrame(rows)
+        df["workload"] = df["panel"].str.split(" / ").str[0]
+        panels = list(dict.fromkeys(df.sort_values(["workload", "size_n"], kind="stable")["panel"]))
+        shown = panels[:max_panels]
+        fig, axes = _facets(len(shown), width=4.6, height=3.2)
+        hooks = sorted(df["hook"].unique())
+        pal = dict(zip(hooks, sns.color_palette("colorblind", len(hooks)), strict=True))
+        for ax, panel in zip(axes, shown, strict=True):
+            sub = df[df["panel"] == panel]
+            sns.ecdfplot(data=sub, x="ns", hue="hook", hue_order=hooks, palette=pal, ax=ax)
+            ax.set_xscale("log")
+            _plain_log_labels(ax, sub["ns"], axis="x")
+            ax.set_title(panel)
+            ax.set_xlabel("ns/op (every value, log)")
+            leg = ax.get_legend()
+            if leg is not None:
+                leg.set_title(None)
+                for t in leg.get_texts():
+                    t.set_fontsize(7)
+        more = f" Showing {len(shown)} of {len(panels)} panels." if len(panels) > len(shown) else ""
+        return Figure(
+            "fig-ecdf",
+            "Latency ECDFs (all values)",
+            _encode(fig),
+            "Empirical CDFs of ns per op for each workload and size, by hook",
+            "Every value of every process pooled per cell, for shape and tails only: tests "
+            "use per-process medians." + more,
         )
 
 

@@ -17,7 +17,13 @@ from typing import Any
 import jinja2
 
 from readbench import figures
-from readbench.stats import analyze_run, load_manifest, parse_cell_name, read_side_json
+from readbench.stats import (
+    analyze_run,
+    load_manifest,
+    load_run,
+    parse_cell_name,
+    read_side_json,
+)
 
 # Flags that decide the kernel's copy routine (kernel-copy-paths.md) or the noise level.
 KEY_FLAGS = ("erms", "fsrm", "rep_good", "fzrm", "fsrs", "fsrc", "smap", "hypervisor")
@@ -209,7 +215,10 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_context(
-    run_dir: Path, analysis: dict[str, Any], manifest: dict[str, Any]
+    run_dir: Path,
+    analysis: dict[str, Any],
+    manifest: dict[str, Any],
+    values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     alpha, margin = analysis["alpha"], analysis["margin"]
     comps, aa = analysis["comparisons"], analysis["aa"]
@@ -225,6 +234,7 @@ def build_context(
         "overhead": figures.overhead_vs_size(comps, margin),
         "heatmap": figures.overhead_heatmap(comps, alpha),
         "dist": figures.distributions(analysis["cells"]),
+        "ecdf": figures.ecdfs(analysis["cells"], values or {}),
         "copyfrac": figures.copy_fraction(perf),
         "copysweep": figures.copy_strategies(copy_results),
         "progmech": figures.program_vs_mechanism(bpf),
@@ -302,7 +312,9 @@ def write_report(
     # a run id is a directory name: keep only the last path component
     safe_id = Path(run_id).name or run_dir.name
     dest = report_dir(run_dir, out_dir, safe_id)
-    ctx = build_context(run_dir, analysis, manifest)
+    # raw values for the ECDFs; the analysis only keeps per-process summaries
+    values = {name: cell.runs for name, cell in load_run(run_dir).cells.items()}
+    ctx = build_context(run_dir, analysis, manifest, values)
     html = render("report.html.j2", **ctx)
     atomic_write(dest / "analysis.json", json.dumps(analysis, indent=1))
     atomic_write(dest / "index.html", html)

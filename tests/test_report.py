@@ -48,6 +48,7 @@ def test_report_has_every_section_and_figure(full_report: tuple[Path, str]) -> N
         "fig-overhead",
         "fig-heatmap",
         "fig-dist",
+        "fig-ecdf",
         "fig-copyfrac",
         "fig-copy",
         "fig-progmech",
@@ -55,7 +56,7 @@ def test_report_has_every_section_and_figure(full_report: tuple[Path, str]) -> N
     ):
         assert f'id="{fig}"' in html, fig
     imgs = _pngs(html)
-    assert len(imgs) == 7
+    assert len(imgs) == 8
     for im in imgs:
         assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
     # the synthetic banner and the stats JSON next to the page
@@ -112,7 +113,7 @@ def test_hostile_labels_are_escaped(tmp_path: Path) -> None:
     assert "&lt;img src=x onerror=alert(3)&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt; $x^2$ [bold]cpu[/bold]" in html
     # figures still render with mathtext-like and underscore labels
-    assert len(_pngs(html)) == 7
+    assert len(_pngs(html)) == 8
 
 
 def test_sections_without_data_say_so(tmp_path: Path) -> None:
@@ -122,7 +123,7 @@ def test_sections_without_data_say_so(tmp_path: Path) -> None:
     assert "No user-space copy sweep (copy.json) in this run." in html
     assert "No BPF statistics" in html
     assert "This run has no A/A cells" in html
-    assert len(_pngs(html)) == 3  # overhead, heatmap, distributions only
+    assert len(_pngs(html)) == 4  # overhead, heatmap, distributions, ECDFs only
 
     base_only = write_run(
         tmp_path / "base", sizes=(64,), hooks=("none",), aa=False, side_files=False
@@ -130,7 +131,7 @@ def test_sections_without_data_say_so(tmp_path: Path) -> None:
     html = report.write_report(base_only, tmp_path / "rep2").read_text()
     assert "No hooked cell with a baseline in this run" in html
     assert "No comparisons in this run: no heatmap." in html
-    assert len(_pngs(html)) == 1
+    assert len(_pngs(html)) == 2  # distributions and ECDFs
 
 
 def test_underpowered_run_renders(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_every_figure_loads_and_no_console_errors(
 ) -> None:
     text = page.read_text()
     n_figures = text.count("<figure ")
-    assert n_figures == 7
+    assert n_figures == 8
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
     assert res["errors"] == []
     assert res["n"] == n_figures
