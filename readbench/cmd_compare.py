@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from readbench.compare import compare_runs, rich_table, write_compare
+    from readbench.compare import compare_runs, rich_change_table, rich_table, write_compare
 
     if len(args.runs) < 2:
         raise BadInput(f"compare: needs at least two runs (got {len(args.runs)})")
@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if not con.is_terminal:
         con.width = max(con.width, 180)  # a log file should not get a crushed table
     con.print(rich_table(result))
+    change = rich_change_table(result)
+    if change is not None:
+        con.print(change)
     if args.json:
         json.dump({"report": str(path), **result}, sys.stdout, indent=1)
         sys.stdout.write("\n")

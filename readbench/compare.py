@@ -18,11 +18,13 @@ Public API:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.table import Table
 from rich.text import Text
 
@@ -34,10 +36,14 @@ from readbench.stats import (
     RunData,
     analyze_loaded,
     apply_family,
+    baseline_of,
+    bootstrap_hl_log,
     cell_rng,
     compare_groups,
+    hodges_lehmann,
     json_clean,
     load_run,
+    per_process_medians,
 )
 
 SCHEMA = "readbench.compare/1"
@@ -122,6 +128,11 @@ def compare_runs(
             }
         )
     apply_family(rows, alpha, margin, m_label="cross-run claims")
+    changes = [
+        ch
+        for k, other in enumerate(runs[1:], start=1)
+        for ch in overhead_changes(ref, other, k, labels, n_boot=n_boot, seed=seed)
+    ]
     for r in rows:
         if r["significant"]:
             r["verdict"] = "B slower" if r["delta_ns"] > 0 else "B faster"
@@ -160,8 +171,51 @@ def compare_runs(
         "n_claims": sum(r["p_mwu"] is not None for r in rows),
         "significant": sum(r["significant"] for r in rows),
         "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
+        "overhead_change": changes,
     }
     return json_clean(result)
+
+
+def overhead_changes(
+    ref: RunData, other: RunData, k: int, labels: list[str], *, n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Did a hook's relative cost change between runs (e.g. with vs without ERMS)?
+    Estimate: ratio of the two runs' overhead ratios, exp(HL_B − HL_A) on log
+    per-process medians, with a 95 % CI from independent two-level bootstraps of
+    the four cells. An estimate with an interval, not a tested claim."""
+    out = []
+    for name, hb in other.cells.items():
+        ha = ref.cells.get(name)
+        if ha is None or ha.aa_copy or ha.hook == "none":
+            continue
+        base_a, base_b = baseline_of(ha, ref.cells), baseline_of(hb, other.cells)
+        if base_a is None or base_b is None:
+            continue
+        rng = cell_rng(f"{name}|change|{k}", seed)
+        la = hodges_lehmann(
+            np.log(per_process_medians(base_a.runs)), np.log(per_process_medians(ha.runs))
+        )
+        lb = hodges_lehmann(
+            np.log(per_process_medians(base_b.runs)), np.log(per_process_medians(hb.runs))
+        )
+        reps = bootstrap_hl_log(base_b.runs, hb.runs, n_boot=n_boot, rng=rng) - bootstrap_hl_log(
+            base_a.runs, ha.runs, n_boot=n_boot, rng=rng
+        )
+        lo, hi = np.exp(np.quantile(reps, [0.025, 0.975]))
+        out.append(
+            {
+                "name": name,
+                "pair": k,
+                "a": labels[0],
+                "b": labels[k],
+                "overhead_a_pct": (math.exp(la) - 1) * 100,
+                "overhead_b_pct": (math.exp(lb) - 1) * 100,
+                "change_ratio": math.exp(lb - la),
+                "change_ci95": [float(lo), float(hi)],
+                "ci_excludes_1": bool(lo > 1 or hi < 1),
+            }
+        )
+    return out
 
 
 def _machine_brief(run: RunData) -> dict[str, Any]:
@@ -252,4 +306,25 @@ def rich_table(result: dict[str, Any]) -> Table:
             notes.append(f"only in {p['b']}: " + ", ".join(p["only_in_b"]))
     if notes:
         t.caption = Text("\n".join(notes))
+    return t
+
+
+def rich_change_table(result: dict[str, Any]) -> Table | None:
+    """Hook overhead in each run and its ratio B/A with CI (an estimate, not a claim)."""
+    rows = result.get("overhead_change") or []
+    if not rows:
+        return None
+    t = Table(title=Text("hook overhead change between runs (estimate with 95% CI, no claim)"))
+    for col in ("hooked cell", "B vs A", "overhead A %", "overhead B %", "ratio B/A [95% CI]"):
+        t.add_column(col, justify="left" if col in ("hooked cell", "B vs A") else "right")
+    for c in rows:
+        lo, hi = c["change_ci95"]
+        t.add_row(
+            Text(c["name"]),
+            Text(f"{c['b']} / {c['a']}"),
+            f"{c['overhead_a_pct']:+.2f}",
+            f"{c['overhead_b_pct']:+.2f}",
+            f"{c['change_ratio']:.4f} [{lo:.4f}, {hi:.4f}]",
+            style="bold" if c["ci_excludes_1"] else "",
+        )
     return t

@@ -169,3 +169,31 @@ def test_cli_compare(
     assert "at least two" in capsys.readouterr().err
     assert cli.main(["compare", str(a), str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_hook_overhead_change_between_runs(tmp_path: Path) -> None:
+    # SYNTHETIC: the hook costs 60 ns in A and 90 ns in B (e.g. a slower trampoline)
+    a = write_run(tmp_path / "A", run_id="A", seed=1, sizes=(64, 4096), processes=12)
+    b = write_run(
+        tmp_path / "B",
+        run_id="B",
+        seed=2,
+        sizes=(64, 4096),
+        processes=12,
+        hook_cost={"rawtp:sys_enter:empty": (90.0, 0.0)},
+    )
+    same = write_run(tmp_path / "C", run_id="C", seed=3, sizes=(64, 4096), processes=12)
+    r = compare_runs([a, b, same])
+    by = {(c["pair"], c["name"]): c for c in r["overhead_change"]}
+    assert len(by) == 8
+    c = by[(1, "cached/64/rawtp:sys_enter:empty")]
+    expected = (1 + 90 / 303.84) / (1 + 60 / 303.84)  # model: base 300 + 0.06·64 ns
+    lo, hi = c["change_ci95"]
+    assert c["ci_excludes_1"] and lo < expected < hi
+    assert all(by[(1, n)]["change_ratio"] > 1 for (k, n) in by if k == 1)
+    # same model, fresh noise: the intervals cover "no change"
+    assert all(
+        by[(2, n)]["change_ci95"][0] < 1 < by[(2, n)]["change_ci95"][1] for (k, n) in by if k == 2
+    )
+    html = write_compare(r, tmp_path / "rep").read_text()
+    assert "Hook overhead change, B vs A" in html
