@@ -170,3 +170,14 @@ def test_cli_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "not valid JSON" in err
+
+
+def test_interrupted_run_says_so(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sizes=(64,), processes=3, values=3)
+    m = json.loads((run / "manifest.json").read_text())
+    m["status"] = "interrupted"
+    m["failed"] = [{"cell": "pipe/64/none", "reason": "round 2: worker exited 1"}]
+    (run / "manifest.json").write_text(json.dumps(m))
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    assert "Run status is “interrupted”" in html
+    assert "round 2: worker exited 1" in html
