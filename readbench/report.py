@@ -136,20 +136,39 @@ def _program_totals(snapshot: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
+    """(run_cnt, run_time_ns) of the measured loop: snapshot − snapshot_before
+    (totals count from program load); False when there are no programs."""
+    after = _program_totals(obj.get("snapshot"))
+    before = _program_totals(obj.get("snapshot_before"))
+    run_cnt = sum(v[0] - before.get(k, (0, 0))[0] for k, v in after.items())
+    run_ns = sum(v[1] - before.get(k, (0, 0))[1] for k, v in after.items())
+    return run_cnt, run_ns, bool(after)
+
+
 def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split each hooked cell's Δ into BPF program time and mechanism time.
-    Snapshots hold totals since load, so the measured loop's share is
-    snapshot − snapshot_before when the side pass recorded both."""
+
+    program ns/op = (run_time_ns − floor ns/run × run_cnt) / ops, where the floor is
+    the same program with a never-matching filter (what the stats' own clock reads
+    and the dispatch cost inside the measured span); without a floor in the side file
+    the raw run_time_ns is used and said so. mechanism = Δ (timing pass) − program."""
     by_name = {c["name"]: c for c in comps}
     rows = []
     for obj in _side_files(run_dir, "bpf"):
-        after = _program_totals(obj.get("snapshot"))
-        before = _program_totals(obj.get("snapshot_before"))
-        run_cnt = sum(v[0] - before.get(k, (0, 0))[0] for k, v in after.items())
-        run_ns = sum(v[1] - before.get(k, (0, 0))[1] for k, v in after.items())
+        run_cnt, run_ns, has_progs = _delta_totals(obj)
         ops = obj.get("ops")
-        ok = isinstance(ops, (int, float)) and ops > 0 and bool(after)
-        program_ns = run_ns / ops if ok else None
+        ok = isinstance(ops, (int, float)) and ops > 0 and has_progs
+        floor = obj.get("floor") if isinstance(obj.get("floor"), dict) else None
+        floor_per_run = None
+        if floor is not None:
+            f_cnt, f_ns, f_ok = _delta_totals(floor)
+            if f_ok and f_cnt > 0:
+                floor_per_run = f_ns / f_cnt
+        raw_ns = run_ns / ops if ok else None
+        program_ns = raw_ns
+        if ok and floor_per_run is not None:
+            program_ns = (run_ns - floor_per_run * run_cnt) / ops
         c = by_name.get(obj["cell"], {})
         delta = c.get("delta_ns")
         rows.append(
@@ -162,6 +181,8 @@ def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]
                 "run_cnt": run_cnt,
                 "runs_per_op": run_cnt / ops if ok else None,
                 "ns_per_run": run_ns / run_cnt if run_cnt else None,
+                "floor_ns_per_run": floor_per_run,
+                "raw_program_ns": raw_ns,
                 "program_ns": program_ns,
                 "side_ns_per_op": obj.get("ns_per_op"),
                 "delta_ns": delta,

@@ -143,15 +143,16 @@ def write_run(
                             "ops": 1_000_000,
                             "syscalls": 1_000_000,
                             "seconds": 1.0,
-                            "snapshot": {
-                                "programs": [
-                                    {
-                                        "name": "synthetic_prog",
-                                        "run_cnt": 1_000_000,
-                                        # program time: a made-up 40 % of the fixed cost
-                                        "run_time_ns": int(0.4 * fixed * 1_000_000),
-                                    }
-                                ]
+                            # totals since load: before + the measured loop's share
+                            "snapshot_before": _snap(1000, 5 * 1000),
+                            # program time: a made-up 40 % of the fixed cost + a 5 ns floor
+                            "snapshot": _snap(
+                                1000 + 1_000_000, 5 * 1000 + int((0.4 * fixed + 5) * 1_000_000)
+                            ),
+                            "floor": {
+                                "ops": 1_000_000,
+                                "snapshot_before": _snap(10, 50),
+                                "snapshot": _snap(10 + 1_000_000, 50 + 5 * 1_000_000),
                             },
                         },
                     )
@@ -228,6 +229,14 @@ def write_run(
     }
     _write_json(path / "manifest.json", manifest)
     return path
+
+
+def _snap(run_cnt: int, run_time_ns: int) -> dict[str, Any]:
+    return {
+        "programs": [
+            {"name": "synthetic_prog", "id": 7, "run_cnt": run_cnt, "run_time_ns": run_time_ns}
+        ]
+    }
 
 
 def _write_json(path: Path, obj: Any) -> None:

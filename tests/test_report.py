@@ -181,3 +181,23 @@ def test_interrupted_run_says_so(tmp_path: Path) -> None:
     html = report.write_report(run, tmp_path / "rep").read_text()
     assert "Run status is “interrupted”" in html
     assert "round 2: worker exited 1" in html
+
+
+def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
+    # SYNTHETIC: program body = 40 % of the 60 ns hook cost, stats floor 5 ns/run
+    run = write_run(tmp_path / "run", sizes=(64,), processes=8)
+    a = report.analyze_run(run)
+    rows = {r["cell"]: r for r in report.bpf_rows(run, a["comparisons"])}
+    r = rows["cached/64/rawtp:sys_enter:empty"]
+    assert r["floor_ns_per_run"] == pytest.approx(5.0)
+    assert r["raw_program_ns"] == pytest.approx(29.0)
+    assert r["program_ns"] == pytest.approx(24.0)
+    assert r["mechanism_ns"] == pytest.approx(r["delta_ns"] - 24.0)
+    # without a floor the raw time is used, and the table says there was none
+    side = run / "bpf" / "cached_64_rawtp_sys_enter_empty.json"
+    obj = json.loads(side.read_text())
+    del obj["floor"]
+    side.write_text(json.dumps(obj))
+    r = {x["cell"]: x for x in report.bpf_rows(run, a["comparisons"])}[r["cell"]]
+    assert r["floor_ns_per_run"] is None and r["program_ns"] == pytest.approx(29.0)
+    assert "no floor" in report.write_report(run, tmp_path / "rep").read_text()
