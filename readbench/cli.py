@@ -196,8 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             matrix.aa = True
         if args.perf is not None:
             matrix.perf = args.perf
-        if args.no_copy:
-            matrix.copy = False
+        if args.copy is not None:
+            matrix.copy = args.copy
         data_dir = args.data_dir or datafiles.default_data_dir()
         plan = runner.plan_run(matrix, data_dir, seed=args.seed, affinity=args.affinity)
         for s in plan.skipped:
@@ -220,7 +220,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         from readbench import report
 
-        report_path = report.write_report(run.path, Path(args.report_out) / run.path.name)
+        report_path = report.write_report(
+            run.path, Path(args.report_out) / run.path.name, alpha=args.alpha, analysis=res
+        )
         runner.console.print(f"report: {report_path}")
     if not args.json:
         _print_cells(res)
@@ -361,7 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--aa", action="store_true", help="measure the baseline twice (A/A)")
     sr.add_argument("--perf", dest="perf", action="store_true", default=None)
     sr.add_argument("--no-perf", dest="perf", action="store_false")
-    sr.add_argument("--no-copy", action="store_true", help="skip the user-space copy sweep")
+    sr.add_argument(
+        "--copy",
+        dest="copy",
+        action="store_true",
+        default=None,
+        help="add the user-space copy-strategy sweep (default: on for default/full)",
+    )
+    sr.add_argument("--no-copy", dest="copy", action="store_false")
     sr.add_argument("--resume", metavar="RUN")
     sr.add_argument("--out", default="results")
     sr.add_argument("--seed", type=int, default=None)
