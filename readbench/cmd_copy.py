@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         out["perf_version"] = pb["perf_version"]
         out["perf_bench_offered"] = pb["offered"]
     if args.out:
-        _atomic_write(Path(args.out), out)
+        from readbench.results import atomic_write_json
+
+        atomic_write_json(Path(args.out), out)
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -154,11 +154,3 @@ def _routine() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return {"name": p["name"], "why": p["why"], "by_size": p["by_size"], "cpuid": p["cpuid"]}
-
-
-def _atomic_write(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)

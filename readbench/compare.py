@@ -30,7 +30,8 @@ from rich.text import Text
 
 from readbench import figures
 from readbench.errors import BadInput
-from readbench.report import atomic_write, machine_info, matrix_blocks, render
+from readbench.report import machine_info, matrix_blocks, render
+from readbench.results import atomic_write_text
 from readbench.stats import (
     DEFAULT_BOOT,
     RunData,
@@ -247,8 +248,8 @@ def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
         r=result,
         figs=figs,
     )
-    atomic_write(dest / "compare.json", json.dumps(result, indent=1))
-    atomic_write(dest / "index.html", html)
+    atomic_write_text(dest / "compare.json", json.dumps(result, indent=1))
+    atomic_write_text(dest / "index.html", html)
     return dest / "index.html"
 
 

@@ -9,14 +9,13 @@ jinja2 autoescaping.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from readbench import figures
+from readbench.results import atomic_write_text
 from readbench.stats import (
     analyze_run,
     load_manifest,
@@ -66,15 +65,6 @@ def _pct(x: Any, digits: int = 1) -> str:
 
 def render(template: str, **ctx: Any) -> str:
     return _env().get_template(template).render(csp=CSP, **ctx)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-    os.replace(tmp, path)
 
 
 def _cell_fields(name: str) -> dict[str, Any]:
@@ -337,6 +327,6 @@ def write_report(
     values = {name: cell.runs for name, cell in load_run(run_dir).cells.items()}
     ctx = build_context(run_dir, analysis, manifest, values)
     html = render("report.html.j2", **ctx)
-    atomic_write(dest / "analysis.json", json.dumps(analysis, indent=1))
-    atomic_write(dest / "index.html", html)
+    atomic_write_text(dest / "analysis.json", json.dumps(analysis, indent=1))
+    atomic_write_text(dest / "index.html", html)
     return dest / "index.html"

@@ -27,6 +27,8 @@ SCHEMA_VERSION = 1
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + rename: readers see old or new, never half.
+    Used by every stage that writes results, reports or copy sweeps."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,6 +36,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
