@@ -403,7 +403,12 @@ def compare_groups(
     }
     notes = []
     if na >= 1 and nb >= 1 and (na + nb) >= 3:
-        res = sps.mannwhitneyu(b, a, alternative="two-sided")
+        # Exact null distribution when there are no ties and it is cheap: scipy's "auto" only
+        # goes exact below 8 per side, and the normal approximation's floor (1.8e-4 at 10 vs
+        # 10, against 1.1e-5 exact) would cost power under Holm.
+        ties = len(np.unique(np.concatenate([a, b]))) < na + nb
+        method = "exact" if not ties and na + nb <= 60 else "auto"
+        res = sps.mannwhitneyu(b, a, alternative="two-sided", method=method)
         u = float(res.statistic)
         out["p_mwu"] = float(res.pvalue)
         out["u_stat"] = u
