@@ -112,9 +112,9 @@ def main() -> int:
         method="percentile", random_state=np.random.default_rng(1),
     )  # fmt: skip
     r = ratio(np.array(rb), np.array(bare))
-    lo, hi = res.confidence_interval
-    p = stats.mannwhitneyu(rb, bare).pvalue
-    within = 1 - a.tolerance <= lo and hi <= 1 + a.tolerance
+    lo, hi = (float(x) for x in res.confidence_interval)
+    p = float(stats.mannwhitneyu(rb, bare).pvalue)
+    within = bool(1 - a.tolerance <= lo and hi <= 1 + a.tolerance)
     out = {
         "size": a.size,
         "processes_each": len(rb),
