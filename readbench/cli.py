@@ -327,7 +327,9 @@ def cmd_one(args: argparse.Namespace) -> int:
             print(f"  vs none: {d:+.1f} ns, ratio {r:.3f} [{lo:.3f}, {hi:.3f}]")
         if "perf" in out:
             p = out["perf"]
-            print(f"  copy fraction {p.get('copy_fraction')} in {p.get('copy_symbol')}")
+            frac = p.get("copy_fraction")
+            share = f"{frac:.1%}" if isinstance(frac, float) else "unavailable"
+            print(f"  copy routine ({p.get('copy_symbol')}): {share} of read() samples")
     return 0
 
 
