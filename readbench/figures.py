@@ -422,34 +422,30 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).sort_values(["hook", "workload", "size"])
         df["label"] = (
-            df["hook"].map(_label) + "\n" + df["workload"] + "/" + df["size"].map(size_label)
+            df["hook"].map(_label) + "  " + df["workload"] + "/" + df["size"].map(size_label)
         )
-        fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(df) + 2), 4.5), layout="constrained")
-        x = np.arange(len(df))
+        # Horizontal bars: one row per hooked cell stays legible however many cells there are.
+        fig, ax = plt.subplots(figsize=(9, 1.6 + 0.3 * len(df)), layout="constrained")
+        y = np.arange(len(df))[::-1]
         # a split of a Δ that is not significant is noise: draw it faded and hatched
         sig = df["significant"].fillna(False).astype(bool).to_numpy()
         alpha = np.where(sig, 1.0, 0.35)
         for i in range(len(df)):
-            ax.bar(
-                x[i],
-                df["program_ns"].iat[i],
-                color="#4c72b0",
-                alpha=alpha[i],
-            )
+            ax.barh(y[i], df["program_ns"].iat[i], color="#4c72b0", alpha=alpha[i])
             m = df["mechanism_ns"].iat[i]
-            ax.bar(
-                x[i],
+            ax.barh(
+                y[i],
                 m,
-                bottom=df["program_ns"].iat[i] if m >= 0 else 0,
+                left=df["program_ns"].iat[i] if m >= 0 else 0,
                 color="#dd8452",
                 alpha=alpha[i],
                 hatch=None if sig[i] else "//",
             )
-        ax.scatter(x, df["delta_ns"], color="black", zorder=3, s=14, label="total Δ (HL)")
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x)
-        ax.set_xticklabels(df["label"], fontsize=7, rotation=60, ha="right")
-        ax.set_ylabel("ns per read op")
+        ax.scatter(df["delta_ns"], y, color="black", zorder=3, s=14, label="total Δ (HL)")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels(df["label"], fontsize=7)
+        ax.set_xlabel("ns per read op")
         # legend from explicit patches: the first bar may be faded, the legend should not be
         handles = [
             *ax.get_legend_handles_labels()[0],
