@@ -466,6 +466,24 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+def _forest(df: pd.DataFrame, width: float, row: float, xlabel: str, title: str) -> plt.Figure:
+    """Ratios with their 95 % CIs, one row per cell; red = significant after Holm."""
+    fig, ax = plt.subplots(figsize=(width, 1.8 + row * len(df)), layout="constrained")
+    y = np.arange(len(df))
+    lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
+    hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]
+    colors = ["#c44e52" if s else "#4c72b0" for s in df["significant"]]
+    ax.errorbar(df["ratio"], y, xerr=[lo, hi], fmt="none", ecolor=colors)
+    ax.scatter(df["ratio"], y, c=colors, zorder=3, s=16)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([_label(str(n)) for n in df["name"]], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig
+
+
 @_quiet
 def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Figure | None:
     rows = [c for c in aa if c.get("ratio") is not None]
@@ -473,20 +491,14 @@ def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Fig
         return None
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).sort_values(["workload", "size"]).reset_index(drop=True)
-        fig, ax = plt.subplots(figsize=(7, 1.8 + 0.3 * len(df)), layout="constrained")
-        y = np.arange(len(df))
-        lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
-        hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]
-        colors = ["#c44e52" if s else "#4c72b0" for s in df["significant"]]
-        ax.errorbar(df["ratio"], y, xerr=[lo, hi], fmt="none", ecolor=colors)
-        ax.scatter(df["ratio"], y, c=colors, zorder=3, s=16)
-        ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_yticks(y)
-        ax.set_yticklabels([_label(str(n)) for n in df["name"]], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("ratio A/A copy / baseline: exp(HL of logs), 95 % CI")
         r = "n/a" if rate is None else f"{rate:.1%}"
-        ax.set_title(f"A/A: false-positive rate after Holm = {r} (α = {alpha:g}); red = flagged")
+        fig = _forest(
+            df,
+            7,
+            0.3,
+            "ratio A/A copy / baseline: exp(HL of logs), 95 % CI",
+            f"A/A: false-positive rate after Holm = {r} (α = {alpha:g}); red = flagged",
+        )
         return Figure(
             "fig-aa",
             "A/A false-positive check",
@@ -504,19 +516,8 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
         return None
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).reset_index(drop=True)
-        fig, ax = plt.subplots(figsize=(8, 1.8 + 0.28 * len(df)), layout="constrained")
-        y = np.arange(len(df))
-        lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
-        hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]
-        colors = ["#c44e52" if s else "#4c72b0" for s in df["significant"]]
-        ax.errorbar(df["ratio"], y, xerr=[lo, hi], fmt="none", ecolor=colors)
-        ax.scatter(df["ratio"], y, c=colors, zorder=3, s=16)
-        ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_yticks(y)
-        ax.set_yticklabels([_label(str(n)) for n in df["name"]], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("ratio B / A: exp(HL shift of log per-process medians), 95 % CI")
-        ax.set_title(title)
+        xlabel = "ratio B / A: exp(HL shift of log per-process medians), 95 % CI"
+        fig = _forest(df, 8, 0.28, xlabel, title)
         return Figure(
             fig_id,
             title,
