@@ -21,7 +21,6 @@ ffi.cdef(
     void *rb_buffer(struct rb_ctx *c);
     int rb_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align);
     int64_t rb_resident_pages(const char *path, int64_t *total_pages);
-    int rb_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
     """
 )
 ffi.set_source(

@@ -327,8 +327,13 @@ def cpu_flags(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def cpuid_flags() -> set[str] | None:
-    """ERMS / FSRM as CPUID leaf 7 reports them to user space; None if unreadable."""
+CPUID_BITS = ("erms", "fsrm", "fzrm", "fsrs", "fsrc")
+
+
+def cpuid_bits() -> dict[str, bool] | None:
+    """The copy-relevant bits as CPUID itself reports them to user space: leaf 7 ERMS EBX[9],
+    FSRM EDX[4]; leaf 7.1 FZRM/FSRS/FSRC EAX[10..12]. None if unreadable. A hypervisor or
+    clearcpuid= can make these differ from the kernel's /proc/cpuinfo view."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
@@ -339,12 +344,21 @@ def cpuid_flags() -> set[str] | None:
     if lib.cr_cpuid(0, 0, regs) != 0 or regs[0] < 7:
         return None
     lib.cr_cpuid(7, 0, regs)
-    out: set[str] = set()
-    if regs[1] & (1 << 9):
-        out.add("erms")
-    if regs[3] & (1 << 4):
-        out.add("fsrm")
-    return out
+    erms, fsrm = bool(regs[1] & (1 << 9)), bool(regs[3] & (1 << 4))
+    eax = regs[0] if lib.cr_cpuid(7, 1, regs) == 0 else 0
+    return {
+        "erms": erms,
+        "fsrm": fsrm,
+        "fzrm": bool(eax & (1 << 10)),
+        "fsrs": bool(eax & (1 << 11)),
+        "fsrc": bool(eax & (1 << 12)),
+    }
+
+
+def cpuid_flags() -> set[str] | None:
+    """ERMS / FSRM as CPUID leaf 7 reports them to user space; None if unreadable."""
+    bits = cpuid_bits()
+    return None if bits is None else {f for f in ("erms", "fsrm") if bits[f]}
 
 
 def read_kallsyms(path: str | os.PathLike[str] = "/proc/kallsyms") -> list[tuple[int, str, str]]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from readbench import datafiles
+from readbench import copyroutine, datafiles
 
 COPY_FLAGS = ("erms", "fsrm", "rep_good", "fzrm", "fsrs", "fsrc")
 
@@ -37,33 +36,12 @@ def cpu_info() -> dict[str, Any]:
         "flags": flags,
         "copy_flags": {f: f in flags for f in COPY_FLAGS},
         # The kernel can clear bits (clearcpuid=, FAST_STRING off) that CPUID still reports.
-        "cpuid": cpuid_flags(),
+        "cpuid": copyroutine.cpuid_bits() or dict.fromkeys(copyroutine.CPUID_BITS),
         "hypervisor": "hypervisor" in flags,
         "count": os.cpu_count(),
         "llc_bytes": datafiles.llc_bytes(),
         "boost": _read("/sys/devices/system/cpu/cpufreq/boost"),
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-    }
-
-
-def cpuid_flags() -> dict[str, bool | None]:
-    """What CPUID itself reports (leaf 7): ERMS EBX[9], FSRM EDX[4]; FZRM/FSRS/FSRC in
-    leaf 7.1 EAX[10..12]. A hypervisor or clearcpuid= can make these differ from the
-    kernel's /proc/cpuinfo view."""
-    from readbench._readloop import ffi, lib
-
-    regs = ffi.new("uint32_t[4]")
-    if lib.rb_cpuid(7, 0, regs) != 0:
-        return {f: None for f in ("erms", "fsrm", "fzrm", "fsrs", "fsrc")}
-    erms, fsrm = bool(regs[1] >> 9 & 1), bool(regs[3] >> 4 & 1)
-    lib.rb_cpuid(7, 1, regs)
-    eax = regs[0]
-    return {
-        "erms": erms,
-        "fsrm": fsrm,
-        "fzrm": bool(eax >> 10 & 1),
-        "fsrs": bool(eax >> 11 & 1),
-        "fsrc": bool(eax >> 12 & 1),
     }
 
 
@@ -88,40 +66,31 @@ def kernel_info() -> dict[str, Any]:
     }
 
 
-def perf_info() -> dict[str, Any]:
-    """Is the perf CLI here, and do hardware counters count (tried, not guessed)?"""
-    exe = shutil.which("perf")
-    out: dict[str, Any] = {"cli": exe, "version": None, "hardware_counters": False, "reason": ""}
-    if not exe:
-        out["reason"] = "perf CLI not found (Debian: apt-get install linux-perf)"
-        return out
+def _version(cmd: list[str]) -> str | None:
+    """First line a tool prints for its version, or None when it is missing or fails."""
     try:
-        v = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
-        out["version"] = v.stdout.strip() or None
-        r = subprocess.run(
-            [exe, "stat", "-x,", "-e", "instructions,cycles", "--", "true"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        out["reason"] = f"perf failed to run: {e}"
-        return out
-    counted = []
-    for line in r.stderr.splitlines():
-        fields = line.split(",")
-        if (len(fields) > 2 and fields[2] in ("instructions", "cycles")) or any(
-            f.startswith(("instructions", "cycles")) for f in fields[2:3]
-        ):
-            counted.append(fields[0])
-    ok = bool(counted) and all(re.fullmatch(r"\d+", c) for c in counted)
-    out["hardware_counters"] = ok
-    out["reason"] = (
-        "instructions and cycles count"
-        if ok
-        else f"perf stat -e instructions,cycles: {', '.join(counted) or r.stderr.strip()[:200]}"
-    )
-    return out
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (r.stdout or r.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def perf_info() -> dict[str, Any]:
+    """The perf CLI (perf bench, perf record cross-checks), and whether a hardware counter
+    opens through perf_event_open: the very call readbench's perf pass makes (tried, not
+    guessed)."""
+    from readbench import perf_events
+
+    exe = shutil.which("perf")
+    err = perf_events.hardware_counter_error()
+    return {
+        "cli": exe,
+        "version": _version([exe, "--version"]) if exe else None,
+        "cli_reason": "" if exe else "perf CLI not found (Debian: apt-get install linux-perf)",
+        "hardware_counters": err is None,
+        "reason": "a cycles counter opens (perf_event_open)" if err is None else err,
+    }
 
 
 def io_info(data_dir: Path | None) -> dict[str, Any]:
@@ -140,7 +109,7 @@ def io_info(data_dir: Path | None) -> dict[str, Any]:
 
 
 def probe(data_dir: Path | None = None) -> dict[str, Any]:
-    from readbench import copyroutine, hooks
+    from readbench import hooks
 
     cpu = cpu_info()
     kern = kernel_info()
@@ -158,26 +127,20 @@ def probe(data_dir: Path | None = None) -> dict[str, Any]:
     }
 
 
-def tool_versions() -> dict[str, str | None]:
+def tool_versions(probe: dict[str, Any] | None = None) -> dict[str, str | None]:
+    """Versions for the manifest; the probe's perf version is reused when given."""
     import pyperf
 
     import readbench
+    from readbench import bpf_build
 
-    def ver(cmd: list[str]) -> str | None:
-        if not shutil.which(cmd[0]):
-            return None
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr) else None
-
+    perf = probe["perf"]["version"] if probe else _version(["perf", "--version"])
     return {
         "readbench": readbench.__version__,
         "pyperf": pyperf.__version__,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "perf": ver(["perf", "--version"]),
-        "clang": ver(["clang", "--version"]),
-        "bpftool": ver(["bpftool", "--version"]),
+        "perf": perf,
+        # bpf_build knows where Debian puts bpftool (/usr/sbin, often not on PATH)
+        **bpf_build.versions(),
     }

@@ -424,14 +424,20 @@ def max_sample_rate() -> int | None:
         return None
 
 
-def hardware_counters_available() -> bool:
-    """True when a cycles counter opens on this thread (the probe's perf.hardware_counters)."""
+def hardware_counter_error() -> str | None:
+    """None when a cycles counter opens on this thread, else why not (errno and meaning)."""
     attr = PerfEventAttr()
     attr.type, attr.config = PERF_TYPE_HARDWARE, 0
     attr.flags = F_DISABLED | F_EXCLUDE_KERNEL
     try:
         fd = perf_event_open(attr)
-    except OSError:
-        return False
+    except OSError as e:
+        name = errno_mod.errorcode.get(e.errno or 0, "?")
+        return f"perf_event_open(cycles): errno {e.errno} {name} ({e.strerror})"
     os.close(fd)
-    return True
+    return None
+
+
+def hardware_counters_available() -> bool:
+    """True when a cycles counter opens on this thread (the probe's perf.hardware_counters)."""
+    return hardware_counter_error() is None

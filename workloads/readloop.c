@@ -448,13 +448,3 @@ void rb_close(struct rb_ctx *c)
     free(c->mem);
     free(c);
 }
-
-#include <cpuid.h>
-/* Raw CPUID, so the probe can tell what the CPU offers from what the kernel enabled. */
-int rb_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
-{
-    if (__get_cpuid_max(leaf & 0x80000000u, NULL) < leaf)
-        return -1;
-    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
-    return 0;
-}

@@ -33,6 +33,4 @@ void *rb_buffer(struct rb_ctx *c);
 int rb_dio_align(const char *path, uint32_t *mem_align, uint32_t *offset_align);
 /* Pages of `path` currently resident in the page cache (mincore). */
 int64_t rb_resident_pages(const char *path, int64_t *total_pages);
-/* CPUID leaf/subleaf into eax, ebx, ecx, edx; -1 if the leaf is not supported. */
-int rb_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
 #endif
