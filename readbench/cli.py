@@ -104,7 +104,7 @@ def _narrow_args(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-def _summarize(run_dir: Path, manifest: dict[str, Any], alpha: float) -> dict[str, Any]:
+def _summarize(run_dir: Path, alpha: float) -> dict[str, Any]:
     from readbench import stats
     from readbench.results import atomic_write_json
 
@@ -140,18 +140,11 @@ def _print_cells(res: dict[str, Any]) -> None:
         ]
         if cmp_:
             rci = cmp_.get("ratio_ci95") or [float("nan")] * 2
-            verdict = (
-                "significant"
-                if cmp_.get("significant")
-                else "equivalent"
-                if cmp_.get("equivalent")
-                else "inconclusive"
-            )
             row += [
                 f"{cmp_.get('delta_ns', float('nan')):+.1f} ns",
                 f"{rci[0]:.3f}–{rci[1]:.3f}",
                 f"{cmp_.get('p_holm', float('nan')):.2g}",
-                verdict,
+                cmp_["verdict"],  # stats.verdict: the same words the HTML report uses
             ]
         else:
             row += ["", "", "", "baseline"]
@@ -159,15 +152,6 @@ def _print_cells(res: dict[str, Any]) -> None:
     from readbench.runner import console
 
     console.print(t)
-
-
-def _run_plan(
-    args: argparse.Namespace, plan: Any, run: Any, manifest: dict[str, Any]
-) -> dict[str, Any]:
-    from readbench import runner
-
-    manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
-    return manifest
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -208,14 +192,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         run, manifest = runner.start(plan, out)
     runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
     try:
-        manifest = _run_plan(args, plan, run, manifest)
+        manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
     except runner.Interrupted as e:
         runner.console.print(
             f"[yellow]interrupted ({e})[/yellow]: finished cells kept in {run.path}; "
             f"continue with: readbench run --resume {run.path}"
         )
         return 128 + e.signum
-    res = _summarize(run.path, manifest, args.alpha)
+    res = _summarize(run.path, args.alpha)
     report_path = None
     if args.report:
         from readbench import report

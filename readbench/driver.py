@@ -82,6 +82,18 @@ class ReadLoop:
         r = self._res
         return BatchResult(int(r.ns), int(r.ops), int(r.syscalls), int(r.bytes), int(r.evictions))
 
+    def calibrate(self, target_ns: float) -> int:
+        """Loops whose batch takes about `target_ns`, from untimed trial batches growing ×4
+        until one lasts min(target/4, 20 ms) — long enough to scale from, short enough
+        not to waste a side pass."""
+        trial_ns = min(target_ns / 4, 20e6)
+        loops = 1
+        while True:
+            r = self.run(loops)
+            if r.ns >= trial_ns or loops >= 1 << 26:
+                return max(1, int(loops * target_ns / max(r.ns, 1)))
+            loops *= 4
+
     def buffer(self) -> bytes:
         """Bytes currently in the user buffer (what the last read delivered)."""
         return bytes(ffi.buffer(lib.rb_buffer(self._ctx), self.size))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -367,7 +367,3 @@ def validate(
     for c in out:
         uniq.setdefault(c.name, c)
     return list(uniq.values())
-
-
-def sizes_from(values: Iterable[str | int]) -> list[int]:
-    return [parse_size(v) for v in values]

@@ -20,18 +20,9 @@ from readbench.perf_events import Sample
 BATCH_NS = 20_000_000  # ~20 ms per run() call: drains the ring well before it fills
 
 
-def _calibrate(loop: ReadLoop, ctl: list[int]) -> int:
-    loops = 1
-    while True:
-        r = loop.run(loops, ctl_fds=ctl)
-        if r.ns >= BATCH_NS // 4 or loops >= 1 << 24:
-            return max(1, int(loops * BATCH_NS / max(r.ns, 1)))
-        loops *= 4
-
-
 def _drive(loop: ReadLoop, ctl: list[int], seconds: float, on_batch: Any = None) -> dict[str, int]:
     """Run batches until `seconds` of timed-loop time; returns totals over all batches."""
-    loops = _calibrate(loop, [])  # uncounted: calibration must not leak into the counters
+    loops = loop.calibrate(BATCH_NS)  # uncounted: calibration must not leak into the counters
     ops = syscalls = ns = 0
     deadline = time.monotonic() + seconds * 3 + 1  # wall-clock guard on a loaded machine
     while ns < seconds * 1e9 and time.monotonic() < deadline:

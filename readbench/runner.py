@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from readbench import datafiles, machine
 from readbench.errors import BadInput, MeasurementError
 from readbench.matrix import Cell, Matrix, validate
 from readbench.results import RunDir
+from readbench.worker import cell_argv
 
 # Wide enough for cell names when stderr is a pipe or a CI log (rich assumes 80 there).
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -182,15 +183,17 @@ class ChildRunner:
         self.proc = None
 
 
+def _cell_argv(plan: Plan, cell: Cell) -> list[str]:
+    align = plan.io_align if cell.workload == "direct" else 0
+    data = plan.data_files.get(cell.workload, "")
+    return cell_argv(cell.workload, cell.size, cell.buf_offset, cell.hook, align, data)
+
+
 def worker_cmd(plan: Plan, cell: Cell, out: Path, loops: int | None) -> list[str]:
     m = plan.matrix
     cmd = [
         sys.executable, "-m", "readbench.worker",
-        "--rb-workload", cell.workload,
-        "--rb-size", str(cell.size),
-        "--rb-offset", str(cell.buf_offset),
-        "--rb-hook", cell.hook,
-        "--rb-align", str(plan.io_align if cell.workload == "direct" else 0),
+        *_cell_argv(plan, cell),
         "--rb-name", cell.name,
         "--processes", str(m.processes_per_round),
         "--values", str(m.values),
@@ -199,8 +202,6 @@ def worker_cmd(plan: Plan, cell: Cell, out: Path, loops: int | None) -> list[str
         "--quiet",
         "--output", str(out),
     ]  # fmt: skip
-    if plan.data_files.get(cell.workload):
-        cmd += ["--rb-data", plan.data_files[cell.workload]]
     if loops:
         cmd += ["--loops", str(loops)]
     if plan.affinity:
@@ -209,19 +210,12 @@ def worker_cmd(plan: Plan, cell: Cell, out: Path, loops: int | None) -> list[str
 
 
 def side_cmd(plan: Plan, cell: Cell, kind: str, seconds: float) -> list[str]:
-    cmd = [
+    return [
         sys.executable, "-m", "readbench.sidepass",
         "--kind", kind,
-        "--workload", cell.workload,
-        "--size", str(cell.size),
-        "--offset", str(cell.buf_offset),
-        "--hook", cell.hook,
-        "--align", str(plan.io_align if cell.workload == "direct" else 0),
+        *_cell_argv(plan, cell),
         "--seconds", str(seconds),
     ]  # fmt: skip
-    if plan.data_files.get(cell.workload):
-        cmd += ["--data", plan.data_files[cell.workload]]
-    return cmd
 
 
 def _error_tail(text: str) -> str:
@@ -234,7 +228,7 @@ def new_manifest(plan: Plan, run: RunDir) -> dict[str, Any]:
         "run_id": run.path.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "running",
-        "versions": machine.tool_versions(),
+        "versions": machine.tool_versions(plan.probe),
         "probe": plan.probe,
         "matrix": plan.matrix.to_json(),
         "seed": plan.seed,
@@ -282,9 +276,6 @@ def plan_from_manifest(manifest: dict[str, Any]) -> Plan:
     )
 
 
-ProgressHook = Callable[[str], None]
-
-
 def execute(
     plan: Plan, run: RunDir, manifest: dict[str, Any], *, show_progress: bool = True
 ) -> dict[str, Any]:
@@ -292,7 +283,6 @@ def execute(
     Raises Interrupted after saving everything finished so far."""
     m = plan.matrix
     child = ChildRunner()
-    by_name = {c["name"]: c for c in manifest["cells"]}
     todo_rounds = [
         (r, c)
         for r in range(1, m.rounds + 1)
@@ -311,6 +301,7 @@ def execute(
         ):
             side.append(("perf", c))
     failed: dict[str, str] = {f["cell"]: f["reason"] for f in manifest.get("failed", [])}
+    loops: dict[str, int | None] = {}
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -331,12 +322,10 @@ def execute(
                     progress.advance(task)
                     continue
                 progress.update(task, description=f"round {r}/{m.rounds} {c.name}")
-                _measure_round(plan, run, child, c, r, failed)
-                by_name[c.name]["status"] = (
-                    "failed"
-                    if c.name in failed
-                    else ("done" if r == m.rounds else f"round {r}/{m.rounds}")
-                )
+                # pyperf calibrates loops in a cell's first round; later rounds reuse them
+                if c.name not in loops:
+                    loops[c.name] = run.loops_of(c.name)
+                _measure_round(plan, run, child, c, r, loops[c.name], failed)
                 progress.advance(task)
             for kind, c in side:
                 if c.name in failed:
@@ -348,11 +337,7 @@ def execute(
             if m.copy and not (run.path / "copy.json").exists():
                 progress.update(task, description="user-space copy strategies sweep")
                 _copy_sweep(run, child, manifest)
-    except Interrupted:
-        child.kill()
-        _finish(run, manifest, plan, failed, status="interrupted")
-        raise
-    except BaseException:
+    except BaseException:  # Interrupted, KeyboardInterrupt, a bug: keep what finished
         child.kill()
         _finish(run, manifest, plan, failed, status="interrupted")
         raise
@@ -360,13 +345,18 @@ def execute(
 
 
 def _measure_round(
-    plan: Plan, run: RunDir, child: ChildRunner, c: Cell, r: int, failed: dict[str, str]
+    plan: Plan,
+    run: RunDir,
+    child: ChildRunner,
+    c: Cell,
+    r: int,
+    loops: int | None,
+    failed: dict[str, str],
 ) -> None:
     final = run.round_file(c.name, r)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.part")
     tmp.unlink(missing_ok=True)
-    loops = run.loops_of(c.name)
     proc = child.run(worker_cmd(plan, c, tmp, loops), timeout=600)
     if proc.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
@@ -382,27 +372,24 @@ def _side_pass(
     proc = child.run(side_cmd(plan, c, kind, seconds=0.3), timeout=300)
     key = "bpf" if kind == "bpfstats" else "perf"
     if proc.returncode != 0:
-        manifest.setdefault("side_failures", []).append(
-            {"cell": c.name, "kind": kind, "reason": _error_tail(proc.stderr)}
-        )
-        console.print(
-            f"[yellow]{kind} pass of {c.name} failed[/yellow]: {_error_tail(proc.stderr)}"
-        )
+        _side_failure(manifest, c.name, kind, _error_tail(proc.stderr))
         return
     try:
         obj = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        manifest.setdefault("side_failures", []).append(
-            {"cell": c.name, "kind": kind, "reason": f"unparseable output: {proc.stdout[:200]}"}
-        )
+        _side_failure(manifest, c.name, kind, f"unparseable output: {proc.stdout[:200]}")
         return
     run.write_side(key, c.name, {"hook": c.hook, "workload": c.workload, "size": c.size, **obj})
     check = obj.get("count_check") or {}
     if check.get("applies") and not check.get("ok"):
-        manifest.setdefault("side_failures", []).append(
-            {"cell": c.name, "kind": kind, "reason": f"count body mismatch: {check}"}
-        )
-        console.print(f"[red]{c.name}: BPF count {check['counted']} != reads {check['syscalls']}")
+        reason = f"count body mismatch: counted {check['counted']} != reads {check['syscalls']}"
+        _side_failure(manifest, c.name, kind, reason)
+
+
+def _side_failure(manifest: dict[str, Any], cell: str, kind: str, reason: str) -> None:
+    """Record a failed side pass in the manifest (the report lists them) and say so now."""
+    manifest.setdefault("side_failures", []).append({"cell": cell, "kind": kind, "reason": reason})
+    console.print(f"[yellow]{kind} pass of {cell} failed[/yellow]: {reason}")
 
 
 def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
@@ -412,10 +399,7 @@ def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> No
     cmd = [sys.executable, "-m", "readbench", "copy", "--out", str(out), "--json"]
     proc = child.run(cmd, timeout=1800)
     if proc.returncode != 0:
-        manifest.setdefault("side_failures", []).append(
-            {"cell": "copy", "kind": "copy", "reason": _error_tail(proc.stderr)}
-        )
-        console.print(f"[yellow]copy sweep failed[/yellow]: {_error_tail(proc.stderr)}")
+        _side_failure(manifest, "copy", "copy", _error_tail(proc.stderr))
 
 
 def _finish(

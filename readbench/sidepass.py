@@ -12,22 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-from readbench.driver import ReadLoop
-from readbench.worker import die_with_parent
-
-
-def calibrate(loop: ReadLoop, seconds: float) -> int:
-    """Loops that take about `seconds` (from a short untimed trial)."""
-    loops = 16
-    while True:
-        r = loop.run(loops)
-        if r.ns > 20e6 or loops >= 1 << 26:
-            return max(1, int(loops * seconds * 1e9 / max(r.ns, 1)))
-        loops *= 4
+from readbench.driver import BatchResult, ReadLoop
+from readbench.worker import add_cell_args, attach_hook, die_with_parent, open_loop
 
 
 def _ns_per_run(before: dict[str, Any], after: dict[str, Any]) -> float | None:
@@ -54,62 +43,58 @@ def _count_check(before: dict[str, Any], after: dict[str, Any], syscalls: int) -
     return {"applies": True, "counted": counted, "syscalls": syscalls, "ok": counted == syscalls}
 
 
-def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
-    from readbench import hooks
+def _stats_run(
+    loop: ReadLoop, loops: int, args: argparse.Namespace, **kw: Any
+) -> tuple[BatchResult, dict[str, Any], dict[str, Any]]:
+    """Attach the cell's hook with stats on, warm it, and run `loops` between two snapshots."""
+    with attach_hook(args, stats=True, **kw) as h:
+        loop.run(min(loops, 1000))  # warm the hooked path
+        before = h.snapshot()
+        res = loop.run(loops)
+        return res, before, h.snapshot()
 
-    spec = hooks.parse(args.hook)
-    loop = ReadLoop(args.workload, args.size, args.data or None, args.offset, args.align)
+
+def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
+    loop = open_loop(args)
     try:
-        loops = calibrate(loop, args.seconds)
-        with hooks.attach(spec, tgid=os.getpid(), workload=args.workload, stats=True) as h:
-            loop.run(min(loops, 1000))  # warm the hooked path
-            before = h.snapshot()
-            res = loop.run(loops)
-            after = h.snapshot()
+        loops = loop.calibrate(args.seconds * 1e9)
+        res, before, after = _stats_run(loop, loops, args)
         # The same programs with a filter that never matches: what the stats clock reads and
         # the dispatch into a program cost by themselves (the floor under run_time_ns/run_cnt).
-        with hooks.attach(
-            spec, tgid=os.getpid(), workload=args.workload, stats=True, floor=True
-        ) as f:
-            loop.run(min(loops, 1000))
-            f_before = f.snapshot()
-            f_res = loop.run(loops)
-            f_after = f.snapshot()
-        return {
-            "hook": spec.name,
-            "ops": res.ops,
-            "syscalls": res.syscalls,
-            "seconds": res.ns / 1e9,
-            "ns_per_op": res.ns_per_op,
-            "stats_enabled": True,
-            "snapshot_before": before,
-            "snapshot": after,
-            "floor": {
-                "ops": f_res.ops,
-                "ns_per_op": f_res.ns_per_op,
-                "ns_per_run": _ns_per_run(f_before, f_after),
-                "snapshot_before": f_before,
-                "snapshot": f_after,
-            },
-            "ns_per_run": _ns_per_run(before, after),
-            "count_check": _count_check(before, after, res.syscalls),
-        }
-
+        f_res, f_before, f_after = _stats_run(loop, loops, args, floor=True)
     finally:
         loop.close()
+    return {
+        "hook": after["hook"],
+        "ops": res.ops,
+        "syscalls": res.syscalls,
+        "seconds": res.ns / 1e9,
+        "ns_per_op": res.ns_per_op,
+        "stats_enabled": True,
+        "snapshot_before": before,
+        "snapshot": after,
+        "floor": {
+            "ops": f_res.ops,
+            "ns_per_op": f_res.ns_per_op,
+            "ns_per_run": _ns_per_run(f_before, f_after),
+            "snapshot_before": f_before,
+            "snapshot": f_after,
+        },
+        "ns_per_run": _ns_per_run(before, after),
+        "count_check": _count_check(before, after, res.syscalls),
+    }
 
 
 def perf_pass(args: argparse.Namespace) -> dict[str, Any]:
     from readbench import perfpass
 
-    loop = ReadLoop(args.workload, args.size, args.data or None, args.offset, args.align)
+    loop = open_loop(args)
     hook = None
     try:
-        if args.hook != "none":
-            from readbench import hooks
-
-            hook = hooks.attach(hooks.parse(args.hook), tgid=os.getpid(), workload=args.workload)
-        return perfpass.measure(loop, workload=args.workload, size=args.size, seconds=args.seconds)
+        hook = attach_hook(args)
+        return perfpass.measure(
+            loop, workload=args.rb_workload, size=args.rb_size, seconds=args.seconds
+        )
     finally:
         if hook is not None:
             hook.close()
@@ -119,12 +104,7 @@ def perf_pass(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m readbench.sidepass")
     p.add_argument("--kind", choices=["bpfstats", "perf"], required=True)
-    p.add_argument("--workload", required=True)
-    p.add_argument("--size", type=int, required=True)
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--hook", default="none")
-    p.add_argument("--data", default="")
-    p.add_argument("--align", type=int, default=0)
+    add_cell_args(p)
     p.add_argument("--seconds", type=float, default=0.5)
     args = p.parse_args(argv)
     die_with_parent()

@@ -9,6 +9,7 @@ which returns the C loop's own elapsed time: Python never sits inside the timed 
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import signal
@@ -16,6 +17,8 @@ import sys
 from typing import Any
 
 import pyperf
+
+from readbench.driver import ReadLoop
 
 PR_SET_PDEATHSIG = 1
 
@@ -29,38 +32,62 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+# One cell on a command line: the pyperf worker and the side passes take the same options
+# (prefixed, so they cannot clash with pyperf's own).
+def add_cell_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rb-workload", required=True)
+    p.add_argument("--rb-size", type=int, required=True)
+    p.add_argument("--rb-offset", type=int, default=0)
+    p.add_argument("--rb-hook", default="none")
+    p.add_argument("--rb-data", default="")
+    p.add_argument("--rb-align", type=int, default=0)
+
+
+def cell_argv(workload: str, size: int, offset: int, hook: str, align: int, data: str) -> list[str]:
+    argv = [
+        "--rb-workload", workload,
+        "--rb-size", str(size),
+        "--rb-offset", str(offset),
+        "--rb-hook", hook,
+        "--rb-align", str(align),
+    ]  # fmt: skip
+    return [*argv, "--rb-data", data] if data else argv
+
+
+def open_loop(args: Any) -> ReadLoop:
+    return ReadLoop(
+        args.rb_workload, args.rb_size, args.rb_data or None, args.rb_offset, args.rb_align
+    )
+
+
+def attach_hook(args: Any, **kw: Any) -> Any:
+    """The cell's hook attached in this process (links die with it), or None for `none`."""
+    if args.rb_hook == "none":
+        return None
+    from readbench import hooks
+
+    return hooks.attach(
+        hooks.parse(args.rb_hook), tgid=os.getpid(), workload=args.rb_workload, **kw
+    )
+
+
 def _add_args(cmd: list[str], args: Any) -> None:
     # pyperf re-executes us for each worker: pass our own options along.
     cmd.extend(
-        [
-            "--rb-workload", args.rb_workload,
-            "--rb-size", str(args.rb_size),
-            "--rb-offset", str(args.rb_offset),
-            "--rb-hook", args.rb_hook,
-            "--rb-align", str(args.rb_align),
-            "--rb-name", args.rb_name,
-        ]
+        cell_argv(
+            args.rb_workload, args.rb_size, args.rb_offset, args.rb_hook, args.rb_align,
+            args.rb_data,
+        )
     )  # fmt: skip
-    if args.rb_data:
-        cmd.extend(["--rb-data", args.rb_data])
+    cmd.extend(["--rb-name", args.rb_name])
 
 
 class Cell:
     """What one worker process holds open while pyperf times it."""
 
     def __init__(self, args: Any) -> None:
-        from readbench.driver import ReadLoop
-
-        self.loop = ReadLoop(
-            args.rb_workload, args.rb_size, args.rb_data or None, args.rb_offset, args.rb_align
-        )
-        self.hook = None
-        if args.rb_hook != "none":
-            from readbench import hooks
-
-            self.hook = hooks.attach(
-                hooks.parse(args.rb_hook), tgid=os.getpid(), workload=args.rb_workload
-            )
+        self.loop = open_loop(args)
+        self.hook = attach_hook(args)
 
     def timed(self, loops: int) -> float:
         return self.loop.run(loops).ns / 1e9
@@ -68,14 +95,8 @@ class Cell:
 
 def main(argv: list[str] | None = None) -> None:
     runner = pyperf.Runner(add_cmdline_args=_add_args)
-    p = runner.argparser
-    p.add_argument("--rb-workload", required=True)
-    p.add_argument("--rb-size", type=int, required=True)
-    p.add_argument("--rb-offset", type=int, default=0)
-    p.add_argument("--rb-hook", default="none")
-    p.add_argument("--rb-data", default="")
-    p.add_argument("--rb-align", type=int, default=0)
-    p.add_argument("--rb-name", required=True)
+    add_cell_args(runner.argparser)
+    runner.argparser.add_argument("--rb-name", required=True)
     args = runner.parse_args(argv)
     runner.metadata.update(
         {
