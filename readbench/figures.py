@@ -262,38 +262,18 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         for ax, w in zip(axes, keys, strict=True):
             sub = df[df["workload"] == w].sort_values("size_n")
             order = list(dict.fromkeys(sub["size"]))
-            sns.boxplot(
-                data=sub,
-                x="size",
-                y="ns",
-                hue="hook",
-                order=order,
-                hue_order=hooks,
-                palette=pal,
-                showfliers=False,
-                fill=False,
-                ax=ax,
-                legend=False,
-                linewidth=0.8,
-            )
+            # box and points share one layout: same data, axes, order and colours
+            common = {
+                "data": sub, "x": "size", "y": "ns", "hue": "hook", "order": order,
+                "hue_order": hooks, "palette": pal, "ax": ax,
+            }  # fmt: skip
+            sns.boxplot(**common, showfliers=False, fill=False, legend=False, linewidth=0.8)
             # seaborn jitters with the global numpy RNG: seed it so a rebuilt report is
             # byte-identical, and restore it so callers' random streams are untouched
             state = np.random.get_state()
             try:
                 np.random.seed(0)
-                sns.stripplot(
-                    data=sub,
-                    x="size",
-                    y="ns",
-                    hue="hook",
-                    order=order,
-                    hue_order=hooks,
-                    palette=pal,
-                    dodge=True,
-                    size=3,
-                    alpha=0.7,
-                    ax=ax,
-                )
+                sns.stripplot(**common, dodge=True, size=3, alpha=0.7)
             finally:
                 np.random.set_state(state)
             ax.set_yscale("log")
