@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from readbench.copyroutine import INLINE_CALLERS, read_kallsyms
+from readbench.copyroutine import INLINE_CALLERS, REP_MOVSB, read_kallsyms, running_kallsyms
 
-REP_MOVSB = b"\xf3\xa4"
 USER = "[user]"
 UNKNOWN = "[unknown]"
 
@@ -115,11 +114,9 @@ class Kallsyms:
         self.by_name = {n: a for a, n in text}
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] = "/proc/kallsyms") -> Kallsyms:
-        return cls(read_kallsyms(path))
-
-    def __len__(self) -> int:
-        return len(self.addrs)
+    def load(cls, path: str | os.PathLike[str] | None = None) -> Kallsyms:
+        """From a kallsyms file, or (None) the running kernel's, parsed once per process."""
+        return cls(running_kallsyms() if path is None else read_kallsyms(path))
 
     def lookup(self, ip: int) -> str:
         i = bisect.bisect_right(self.addrs, ip) - 1
@@ -257,12 +254,12 @@ def attribute(
     out["functions"] = funcs
     groups: Counter[str] = Counter()
     for name, c in by_sym.items():
-        groups[_group(name, copy_syms, routine)] += c
+        groups[_group(name, copy_syms)] += c
     out["groups"] = [{"name": g, "samples": c, "share": c / total} for g, c in groups.most_common()]
     return out
 
 
-def _group(name: str, copy_syms: list[str], routine: dict[str, Any]) -> str:
+def _group(name: str, copy_syms: list[str]) -> str:
     if name in copy_syms:
         return "copy routine"
     for g, rx in _GROUPS:

@@ -30,7 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from readbench import bpf_build
+from readbench import bpf_build, copyroutine
 from readbench import libbpf as lb
 from readbench.driver import SYSCALL_OF
 from readbench.errors import BadInput, MissingCapability
@@ -52,11 +52,7 @@ FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 CFG_FORMAT = "=Ii4I"  # struct rb_cfg
 
 PIPE_READ_NAMES = ("anon_pipe_read", "pipe_read")  # renamed in 6.15
-COPY_USER_OLD = (
-    "copy_user_enhanced_fast_string",
-    "copy_user_generic_string",
-    "copy_user_generic_unrolled",
-)
+COPY_USER_OLD = copyroutine.PRE64_ROUTINES  # the pre-6.4 assembly copy routines
 FUNC_KIND = {
     "vfs_read": K_VFS_READ,
     "filemap_read": K_FILEMAP_READ,
@@ -162,27 +158,20 @@ def parse(text: str) -> HookSpec:
 
 @cache
 def _kallsyms() -> frozenset[str]:
-    names = set()
+    """Text symbols (functions) of the running kernel."""
     try:
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[1] in "tT":
-                    names.add(parts[2])
+        entries = copyroutine.running_kallsyms()
     except OSError:
-        pass
-    return frozenset(names)
+        return frozenset()
+    return frozenset(n for _, t, n in entries if t in "tT")
 
 
 @cache
 def _cpu_flags() -> frozenset[str]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
+        return frozenset(copyroutine.cpu_flags())
     except OSError:
-        pass
-    return frozenset()
+        return frozenset()
 
 
 def resolve_target(target: str) -> str | None:

@@ -223,7 +223,6 @@ class Link:
     def __init__(self, ptr: int, what: str) -> None:
         self._ptr: int | None = ptr
         self.what = what
-        self.fd = lib().bpf_link__fd(ptr)
 
     def destroy(self) -> None:
         if self._ptr:

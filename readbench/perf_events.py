@@ -52,18 +52,13 @@ F_DISABLED = 1 << 0
 F_EXCLUDE_KERNEL = 1 << 5
 F_EXCLUDE_HV = 1 << 6
 
-PERF_EVENT_IOC_ENABLE = 0x2400
-PERF_EVENT_IOC_DISABLE = 0x2401
-PERF_EVENT_IOC_ID = 0x80082407
-PERF_IOC_FLAG_GROUP = 1
+PERF_EVENT_IOC_ID = 0x80082407  # enable/disable happen in the C loop (readloop.c)
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_THROTTLE = 5
-PERF_RECORD_UNTHROTTLE = 6
 PERF_RECORD_SAMPLE = 9
 PERF_RECORD_MISC_CPUMODE_MASK = 7
 PERF_RECORD_MISC_KERNEL = 1
-PERF_RECORD_MISC_USER = 2
 
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}
 
@@ -124,12 +119,6 @@ def perf_event_open(attr: PerfEventAttr, pid: int = 0, cpu: int = -1, group_fd: 
         e = ctypes.get_errno()
         raise PerfOpenError(e, os.strerror(e))
     return int(fd)
-
-
-def _ioctl(fd: int, req: int, arg: int = 0) -> int:
-    import fcntl
-
-    return fcntl.ioctl(fd, req, arg)
 
 
 def event_id(fd: int) -> int:
