@@ -104,13 +104,15 @@ def _narrow_args(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-def _summarize(run_dir: Path, alpha: float) -> dict[str, Any]:
+def _summarize(run_dir: Path, alpha: float) -> tuple[dict[str, Any], Any]:
+    """stats.json of a finished run, and the loaded run (the report reuses both)."""
     from readbench import stats
     from readbench.results import atomic_write_json
 
-    res = stats.analyze_run(run_dir, alpha=alpha)
+    loaded = stats.load_run(run_dir)
+    res = stats.analyze_loaded(loaded, alpha=alpha)
     atomic_write_json(run_dir / "stats.json", res)
-    return res
+    return res, loaded
 
 
 def _print_cells(res: dict[str, Any]) -> None:
@@ -199,13 +201,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"continue with: readbench run --resume {run.path}"
         )
         return 128 + e.signum
-    res = _summarize(run.path, args.alpha)
+    res, loaded = _summarize(run.path, args.alpha)
     report_path = None
     if args.report:
         from readbench import report
 
         report_path = report.write_report(
-            run.path, Path(args.report_out) / run.path.name, alpha=args.alpha, analysis=res
+            run.path,
+            Path(args.report_out) / run.path.name,
+            alpha=args.alpha,
+            analysis=res,
+            loaded=loaded,
         )
         runner.console.print(f"report: {report_path}")
     if not args.json:

@@ -51,18 +51,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from readbench import report
-    from readbench.stats import analyze_run, load_manifest
+    from readbench.stats import analyze_loaded, load_run
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise BadInput(f"RUN {run_dir}: not a directory (expected results/<run-id>/)")
-    manifest = load_manifest(run_dir)
-    alpha = args.alpha
-    if alpha is None:
-        a = (manifest.get("matrix") or {}).get("alpha")
-        alpha = float(a) if isinstance(a, (int, float)) and 0 < a < 1 else 0.01
-    analysis = analyze_run(run_dir, alpha=alpha, margin=args.margin)
-    path = report.write_report(run_dir, args.out, analysis=analysis)
+    run_data = load_run(run_dir)
+    alpha = report.default_alpha(run_data.manifest) if args.alpha is None else args.alpha
+    analysis = analyze_loaded(run_data, alpha=alpha, margin=args.margin)
+    path = report.write_report(run_dir, args.out, analysis=analysis, loaded=run_data)
     if args.json:
         json.dump({"report": str(path), **analysis}, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -15,17 +15,18 @@ from typing import Any
 import jinja2
 
 from readbench import figures
+from readbench.machine import COPY_FLAGS
 from readbench.results import atomic_write_text
 from readbench.stats import (
-    analyze_run,
-    load_manifest,
+    RunData,
+    analyze_loaded,
     load_run,
     parse_cell_name,
     read_side_json,
 )
 
 # Flags that decide the kernel's copy routine (kernel-copy-paths.md) or the noise level.
-KEY_FLAGS = ("erms", "fsrm", "rep_good", "fzrm", "fsrs", "fsrc", "smap", "hypervisor")
+KEY_FLAGS = (*COPY_FLAGS, "smap", "hypervisor")
 # Content-Security-Policy: no network, images only from data: URIs, no scripts.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
 
@@ -301,6 +302,12 @@ def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:
     return out_dir if out_dir.name in (run_id, Path(run_dir).name) else out_dir / run_id
 
 
+def default_alpha(manifest: dict[str, Any]) -> float:
+    """α of a run: its matrix.alpha when valid, else 0.01."""
+    a = (manifest.get("matrix") or {}).get("alpha")
+    return float(a) if isinstance(a, (int, float)) and 0 < a < 1 else 0.01
+
+
 def write_report(
     run_dir: Path,
     out_dir: Path,
@@ -308,23 +315,24 @@ def write_report(
     alpha: float | None = None,
     margin: float = 0.02,
     analysis: dict[str, Any] | None = None,
+    loaded: RunData | None = None,
 ) -> Path:
     """Analyze `run_dir` (unless `analysis` is given) and write
     `<out_dir>/<run-id>/index.html` plus `analysis.json` next to it. Returns the
-    index.html path. α defaults to the run's matrix.alpha, else 0.01."""
+    index.html path. α defaults to the run's matrix.alpha, else 0.01. `loaded`: the run
+    as stats.load_run() read it, when the caller has it already (read once, not twice)."""
     run_dir = Path(run_dir)
-    manifest = load_manifest(run_dir)
+    run = loaded if loaded is not None else load_run(run_dir)
+    manifest = run.manifest
     if analysis is None:
-        if alpha is None:
-            a = (manifest.get("matrix") or {}).get("alpha")
-            alpha = float(a) if isinstance(a, (int, float)) and 0 < a < 1 else 0.01
-        analysis = analyze_run(run_dir, alpha=alpha, margin=margin)
+        alpha = default_alpha(manifest) if alpha is None else alpha
+        analysis = analyze_loaded(run, alpha=alpha, margin=margin)
     run_id = str(analysis.get("run_id") or run_dir.name)
     # a run id is a directory name: keep only the last path component
     safe_id = Path(run_id).name or run_dir.name
     dest = report_dir(run_dir, out_dir, safe_id)
     # raw values for the ECDFs; the analysis only keeps per-process summaries
-    values = {name: cell.runs for name, cell in load_run(run_dir).cells.items()}
+    values = {name: cell.runs for name, cell in run.cells.items()}
     ctx = build_context(run_dir, analysis, manifest, values)
     html = render("report.html.j2", **ctx)
     atomic_write_text(dest / "analysis.json", json.dumps(analysis, indent=1))

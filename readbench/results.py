@@ -9,6 +9,7 @@ value it measured and --resume only measures what is missing.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -127,9 +128,8 @@ class RunDir:
         one pyperf run per worker process). Returns the number of cells with data."""
         benches = []
         for name in cell_names:
-            files = sorted((self.path / "rounds" / cell_slug(name)).glob("r*.json"))
             bench: pyperf.Benchmark | None = None
-            for f in files:
+            for f in self._round_files(name):
                 b = pyperf.Benchmark.load(str(f))
                 if bench is None:
                     bench = b
@@ -141,20 +141,18 @@ class RunDir:
             with contextlib.suppress(FileNotFoundError):
                 self.suite_path.unlink()
             return 0
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".suite.", suffix=".json")
-        os.close(fd)
-        try:
-            pyperf.BenchmarkSuite(benches).dump(tmp, replace=True)
-            os.replace(tmp, self.suite_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # pyperf dumps into a file object as well: same bytes, written like every other file
+        buf = io.StringIO()
+        pyperf.BenchmarkSuite(benches).dump(buf)
+        atomic_write_text(self.suite_path, buf.getvalue())
         return len(benches)
+
+    def _round_files(self, cell_name: str) -> list[Path]:
+        return sorted((self.path / "rounds" / cell_slug(cell_name)).glob("r*.json"))
 
     def loops_of(self, cell_name: str) -> int | None:
         """Loop count pyperf calibrated in the cell's first round (reused by later rounds)."""
-        files = sorted((self.path / "rounds" / cell_slug(cell_name)).glob("r*.json"))
+        files = self._round_files(cell_name)
         if not files:
             return None
         b = pyperf.Benchmark.load(str(files[0]))

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from synthetic_runs import write_run
 
-from readbench import cli, report
+from readbench import cli, report, stats
 
 IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -186,7 +186,7 @@ def test_interrupted_run_says_so(tmp_path: Path) -> None:
 def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     # SYNTHETIC: program body = 40 % of the 60 ns hook cost, stats floor 5 ns/run
     run = write_run(tmp_path / "run", sizes=(64,), processes=8)
-    a = report.analyze_run(run)
+    a = stats.analyze_run(run)
     rows = {r["cell"]: r for r in report.bpf_rows(run, a["comparisons"])}
     r = rows["cached/64/rawtp:sys_enter:empty"]
     assert r["floor_ns_per_run"] == pytest.approx(5.0)
