@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from readbench import perfbench
+from readbench.copy import perf_bench as perfbench
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from readbench import copybench
+from readbench.copy import replicas as copybench
 
-pytest.importorskip("readbench._copyrep", reason="C extension not built")
+pytest.importorskip("readbench.copy._replicas", reason="C extension not built")
 
 SIZES = [8, 64, 256, 4096, 65536]
 VARIANTS = list(copybench.VARIANTS)  # movsb movsq unrolled libc rep_movsb rma

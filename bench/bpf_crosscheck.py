@@ -1,7 +1,7 @@
 """Overhead of empty rawtp:sys_enter and tp:syscalls/sys_enter_pread64 on a cached pread,
 measured two independent ways, side by side:
 
-  A. readbench itself: readbench.hooks.attach() around the C ReadLoop, in this process.
+  A. readbench itself: readbench.bpf_attach.attach() around the C ReadLoop, in this process.
   B. bench/bpf_crosscheck.c: its own BPF programs, its own libbpf loader (skeleton), its
      own pread loop.
 
@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from readbench import bpf_build, hooks
-from readbench.driver import ReadLoop
+from readbench.bpf import attach as bpf_attach
+from readbench.bpf import build as bpf_build
+from readbench.measure.readloop import ReadLoop
+from readbench.model import hookspec
 
 HERE = Path(__file__).resolve().parent
 HOOKS = ["none", "rawtp:sys_enter", "tp:syscalls/sys_enter_pread64"]
@@ -99,7 +101,7 @@ def python_rounds(
             order = names[:]
             rng.shuffle(order)
             for h in order:
-                with hooks.attach(h, tgid=os.getpid(), workload="cached"):
+                with bpf_attach.attach(h, tgid=os.getpid(), workload="cached"):
                     out[h].append(round_value(rl, loops, batches))
     return out
 
@@ -123,7 +125,7 @@ def stats_pass(
     """Program time per run from BPF_ENABLE_STATS (fd-scoped), and what stats cost.
 
     Per round and hook, in shuffled order: the hook with stats off, with stats on, and
-    its floor variant (hooks.attach(floor=True): same program and attach point, the
+    its floor variant (bpf_attach.attach(floor=True): same program and attach point, the
     syscall-id filter never matches, so each run returns after one load and compare) with
     stats on; same fastest-batch estimator.
     body_ns_per_op = (run_time_ns - floor x run_cnt) / ops: the program's own time per
@@ -141,7 +143,7 @@ def stats_pass(
                 order = list(best)
                 rng.shuffle(order)
                 for mode in order:
-                    a = hooks.attach(
+                    a = bpf_attach.attach(
                         h,
                         tgid=os.getpid(),
                         workload="cached",
@@ -149,7 +151,7 @@ def stats_pass(
                         floor=mode == "floor",
                     )
 
-                    def read(a: hooks.AttachedHook = a) -> tuple[int, int]:
+                    def read(a: bpf_attach.AttachedHook = a) -> tuple[int, int]:
                         p = a.snapshot()["programs"][0]
                         return p["run_cnt"], p["run_time_ns"]
 
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         data.parent.mkdir(parents=True, exist_ok=True)
         data.write_bytes(os.urandom(64 << 10))
     if args.sweep:
-        names = ["none"] + [hooks.parse(h).name for h in args.sweep.split(",")]
+        names = ["none"] + [hookspec.parse(h).name for h in args.sweep.split(",")]
         rng = random.Random(args.seed)
         r = python_rounds(
             data, args.size, args.blocks * args.rounds, args.loops, args.batches, rng, names

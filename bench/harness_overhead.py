@@ -27,7 +27,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from readbench import datafiles  # noqa: E402
+from readbench.measure import datafiles  # noqa: E402
 
 
 def build_bare(tmp: Path) -> Path:
@@ -59,7 +59,7 @@ def run_readbench(
     out.unlink(missing_ok=True)
     subprocess.run(
         [
-            sys.executable, "-m", "readbench.worker",
+            sys.executable, "-m", "readbench.measure.worker",
             "--rb-workload", "cached", "--rb-size", str(size), "--rb-data", str(path),
             "--rb-name", f"cached/{size}/none",
             "--processes", "2", "--values", str(values), "--warmups", str(warmups),

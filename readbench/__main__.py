@@ -1,5 +1,5 @@
 import sys
 
-from readbench.cli import main
+from readbench.cli.main import main
 
 sys.exit(main())

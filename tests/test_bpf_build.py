@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from readbench import bpf_build, hooks
+from readbench.bpf import abi
+from readbench.bpf import build as bpf_build
 from readbench.errors import MissingCapability
 
 HEADER = bpf_build.SRC_DIR / "readhooks.h"
@@ -25,30 +26,30 @@ def _defines() -> dict[str, int]:
 def test_python_mirrors_header_constants() -> None:
     d = _defines()
     pairs = {
-        "RB_A_COUNT": hooks.A_COUNT,
-        "RB_A_HIST_SIZE": hooks.A_HIST_SIZE,
-        "RB_A_STASH": hooks.A_STASH,
-        "RB_A_STASH_TS": hooks.A_STASH_TS,
-        "RB_A_HIST_LAT": hooks.A_HIST_LAT,
-        "RB_A_INSPECT": hooks.A_INSPECT,
-        "RB_K_SYSCALL": hooks.K_SYSCALL,
-        "RB_K_VFS_READ": hooks.K_VFS_READ,
-        "RB_K_FILEMAP_READ": hooks.K_FILEMAP_READ,
-        "RB_K_COPY_PAGE_TO_ITER": hooks.K_COPY_PAGE_TO_ITER,
-        "RB_K_COPY_TO_ITER": hooks.K_COPY_TO_ITER,
-        "RB_K_PIPE_READ": hooks.K_PIPE_READ,
-        "RB_K_REP_MOVS": hooks.K_REP_MOVS,
-        "RB_K_COPY_USER_OLD": hooks.K_COPY_USER_OLD,
-        "RB_COUNT_ENTER": hooks.COUNT_ENTER,
-        "RB_COUNT_EXIT": hooks.COUNT_EXIT,
-        "RB_I_EVENTS": hooks.I_EVENTS,
-        "RB_I_BYTES": hooks.I_BYTES,
-        "RB_I_SKIPPED": hooks.I_SKIPPED,
-        "RB_I_FAULTS": hooks.I_FAULTS,
-        "RB_I_NO_STASH": hooks.I_NO_STASH,
-        "RB_INSPECT_MAX": hooks.INSPECT_MAX,
-        "RB_FNV_OFFSET": hooks.FNV_OFFSET,
-        "RB_FNV_PRIME": hooks.FNV_PRIME,
+        "RB_A_COUNT": abi.A_COUNT,
+        "RB_A_HIST_SIZE": abi.A_HIST_SIZE,
+        "RB_A_STASH": abi.A_STASH,
+        "RB_A_STASH_TS": abi.A_STASH_TS,
+        "RB_A_HIST_LAT": abi.A_HIST_LAT,
+        "RB_A_INSPECT": abi.A_INSPECT,
+        "RB_K_SYSCALL": abi.K_SYSCALL,
+        "RB_K_VFS_READ": abi.K_VFS_READ,
+        "RB_K_FILEMAP_READ": abi.K_FILEMAP_READ,
+        "RB_K_COPY_PAGE_TO_ITER": abi.K_COPY_PAGE_TO_ITER,
+        "RB_K_COPY_TO_ITER": abi.K_COPY_TO_ITER,
+        "RB_K_PIPE_READ": abi.K_PIPE_READ,
+        "RB_K_REP_MOVS": abi.K_REP_MOVS,
+        "RB_K_COPY_USER_OLD": abi.K_COPY_USER_OLD,
+        "RB_COUNT_ENTER": abi.COUNT_ENTER,
+        "RB_COUNT_EXIT": abi.COUNT_EXIT,
+        "RB_I_EVENTS": abi.I_EVENTS,
+        "RB_I_BYTES": abi.I_BYTES,
+        "RB_I_SKIPPED": abi.I_SKIPPED,
+        "RB_I_FAULTS": abi.I_FAULTS,
+        "RB_I_NO_STASH": abi.I_NO_STASH,
+        "RB_INSPECT_MAX": abi.INSPECT_MAX,
+        "RB_FNV_OFFSET": abi.FNV_OFFSET,
+        "RB_FNV_PRIME": abi.FNV_PRIME,
     }
     for name, value in pairs.items():
         assert d[name] == value, name
@@ -57,14 +58,14 @@ def test_python_mirrors_header_constants() -> None:
     assert body is not None
     fields = re.findall(r"__[us]32 (\w+);", body.group(1))
     assert fields == ["tgid", "nr", "kind", "enter_actions", "exit_actions", "exit_needs_stash"]
-    assert struct.calcsize(hooks.CFG_FORMAT) == 4 * len(fields)
+    assert struct.calcsize(abi.CFG_FORMAT) == 4 * len(fields)
 
 
 def test_fnv_matches_reference_vectors() -> None:
     # Published FNV-1a 64 test vectors.
-    assert hooks.fnv1a64(b"") == 0xCBF29CE484222325
-    assert hooks.fnv1a64(b"a") == 0xAF63DC4C8601EC8C
-    assert hooks.fnv1a64(b"foobar") == 0x85944171F73967E8
+    assert abi.fnv1a64(b"") == 0xCBF29CE484222325
+    assert abi.fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+    assert abi.fnv1a64(b"foobar") == 0x85944171F73967E8
 
 
 def test_missing_clang_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -97,9 +97,9 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
 
 def test_missing_capability_exit_3(tmp_path: Path) -> None:
     """A hook the kernel refuses: `one` exits 3 and says which capability and why."""
-    from readbench import hooks
+    from readbench.bpf import probe as bpf_probe
 
-    refused = [t for t, a in hooks.probe_attach_types().items() if not a["available"]]
+    refused = [t for t, a in bpf_probe.probe_attach_types().items() if not a["available"]]
     require(bool(refused), "not-on-this-kind: every attach type is available on this kernel")
     t = refused[0]
     hook = {"fentry": "fentry:vfs_read", "fexit": "fexit:vfs_read", "kprobe": "kprobe:vfs_read",
@@ -150,7 +150,7 @@ def _workers_of(run_dir: Path) -> list[int]:
             cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "readbench.worker" in cmd and str(run_dir) in cmd:
+        if "readbench.measure.worker" in cmd and str(run_dir) in cmd:
             pids.append(int(p.name))
     return pids
 
@@ -226,9 +226,9 @@ def test_run_json_and_pyperf_compat(tmp_path: Path) -> None:
 def test_run_with_count_hooks_counts_every_read(root: None, tmp_path: Path) -> None:
     """Through the whole runner: each hooked cell's BPF-stats pass reads its `count` body,
     which must equal the read calls the C loop made (pipe included: top-up reads count)."""
-    from readbench import hooks
+    from readbench.bpf import probe as bpf_probe
 
-    avail = hooks.probe_attach_types()
+    avail = bpf_probe.probe_attach_types()
     require(avail["rawtp"]["available"], f"rawtp unavailable: {avail['rawtp']['reason']}")
     require(avail["tp"]["available"], f"tp unavailable: {avail['tp']['reason']}")
     r = rb("run", "--workloads", "cached,pipe", "--sizes", "64",

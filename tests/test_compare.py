@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 from synthetic_runs import write_run
 
-from readbench import cli
-from readbench.compare import compare_runs, rich_table, write_compare
+from readbench.analysis.compare import compare_runs, rich_table, write_compare
+from readbench.cli import main as cli
 from readbench.errors import BadInput
 
 SIZES = (64, 4096, 65536)

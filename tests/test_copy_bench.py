@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from readbench import copybench, perfbench
+from readbench.copy import perf_bench as perfbench
+from readbench.copy import replicas as copybench
 from readbench.errors import BadInput
 from tests.conftest import require
 
-pytest.importorskip("readbench._copyrep", reason="C extension not built")
+pytest.importorskip("readbench.copy._replicas", reason="C extension not built")
 
 QUICK = {"rounds": 1, "processes": 1, "values": 2, "min_time": 0.002}
 

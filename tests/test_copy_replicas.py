@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from readbench import copybench
+from readbench.copy import replicas as copybench
 
-cffi_mod = pytest.importorskip("readbench._copyrep", reason="C extension not built")
+cffi_mod = pytest.importorskip("readbench.copy._replicas", reason="C extension not built")
 ffi, lib = cffi_mod.ffi, cffi_mod.lib
 
 GUARD = 0xEE

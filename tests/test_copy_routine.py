@@ -10,7 +10,8 @@ import platform
 
 import pytest
 
-from readbench import copyroutine as cr
+from readbench.kernel import copyroutine as cr
+from readbench.kernel import cpu, ksyms
 
 FAST = "copy_user_enhanced_fast_string"
 STRING = "copy_user_generic_string"
@@ -192,16 +193,16 @@ def test_cpuinfo_parsing(tmp_path: os.PathLike[str]) -> None:
     p = os.path.join(tmp_path, "cpuinfo")
     with open(p, "w") as f:
         f.write("processor\t: 0\nflags\t\t: fpu rep_good erms fsrm\n\nprocessor\t: 1\nflags: x\n")
-    assert cr.cpu_flags(p) == {"fpu", "rep_good", "erms", "fsrm"}
+    assert cpu.kernel_flags(p) == {"fpu", "rep_good", "erms", "fsrm"}
 
 
 def test_kallsyms_parsing(tmp_path: os.PathLike[str]) -> None:
     p = os.path.join(tmp_path, "kallsyms")
     with open(p, "w") as f:
         f.write("ffffffff821e8cf0 T rep_movs_alternative\nffffffffc0000000 t foo\t[mod]\n")
-    assert cr.read_kallsyms(p)[0] == (0xFFFFFFFF821E8CF0, "T", "rep_movs_alternative")
-    assert cr.kallsyms_names(p) == {"rep_movs_alternative", "foo"}
-    assert cr.kallsyms_names(os.path.join(tmp_path, "missing")) is None
+    assert ksyms.read_kallsyms(p)[0] == (0xFFFFFFFF821E8CF0, "T", "rep_movs_alternative")
+    assert ksyms.kallsyms_names(p) == {"rep_movs_alternative", "foo"}
+    assert ksyms.kallsyms_names(os.path.join(tmp_path, "missing")) is None
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="not-on-this-kind: x86-64 only")
@@ -209,11 +210,11 @@ def test_this_machine_prediction_matches_kallsyms() -> None:
     """The running kernel's symbols agree with what the model predicts for its flags."""
     p = cr.probe()
     assert p["kallsyms_check"]["status"] == "consistent", p["kallsyms_check"]
-    ids = cr.cpuid_flags()
+    ids = cpu.cpuid_flags()
     assert ids is not None and ids <= {"erms", "fsrm"}
     assert p["cpuid"]["read"] is True
     if not p["inline"]:
-        assert p["symbol"] in (cr.kallsyms_names() or set())
+        assert p["symbol"] in (ksyms.kallsyms_names() or set())
 
 
 KT = 0xFFFFFFFF81000000

@@ -20,9 +20,13 @@ from pathlib import Path
 import pytest
 from conftest import ALLOWED_IN_STRICT, require
 
-from readbench import hooks
-from readbench.driver import SYSCALL_OF, ReadLoop
+from readbench.bpf import abi
+from readbench.bpf import attach as bpf_attach
+from readbench.bpf import plan as bpf_plan
+from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MissingCapability
+from readbench.measure.readloop import SYSCALL_OF, ReadLoop
+from readbench.model import hookspec
 
 FILE_SIZE = 2 << 20
 LOOPS = 4000
@@ -42,7 +46,7 @@ def data_file(data_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def probe() -> dict:
     require(os.geteuid() == 0, "needs root (BPF)")
-    return hooks.probe_attach_types()
+    return bpf_probe.probe_attach_types()
 
 
 def need(probe: dict, attach: str) -> None:
@@ -77,10 +81,10 @@ def sc(workload: str) -> str:
     ],
 )
 def test_parse_canonical_names(text: str, name: str) -> None:
-    spec = hooks.parse(text)
+    spec = hookspec.parse(text)
     assert spec.name == name
     assert spec.is_none == (name == "none")
-    assert hooks.parse(spec.name) == spec
+    assert hookspec.parse(spec.name) == spec
 
 
 @pytest.mark.parametrize(
@@ -103,64 +107,64 @@ def test_parse_canonical_names(text: str, name: str) -> None:
 )
 def test_parse_rejects_with_input_and_rule(text: str, rule: str) -> None:
     with pytest.raises(BadInput) as ei:
-        hooks.parse(text)
+        hookspec.parse(text)
     msg = str(ei.value)
     assert repr(text) in msg
     assert rule in msg
 
 
 def test_sides_and_companions() -> None:
-    assert hooks.parse("rawtp:sys_enter").side == "enter"
-    assert hooks.parse("tpbtf:sys_exit").side == "exit"
-    assert hooks.parse("tp:syscalls/sys_exit_read").side == "exit"
-    assert hooks.parse("fexit:vfs_read").side == "exit"
-    assert hooks.parse("kprobe:vfs_read").side == "enter"
-    assert hooks.companion_type(hooks.parse("fentry:vfs_read:inspect")) == "fexit"
-    assert hooks.companion_type(hooks.parse("kretprobe:vfs_read:hist")) == "kprobe"
-    assert hooks.companion_type(hooks.parse("fexit:vfs_read:inspect")) is None
-    assert hooks.companion_type(hooks.parse("tp:syscalls/sys_exit_read:inspect")) == "tp"
-    assert hooks.companion_type(hooks.parse("rawtp:sys_enter:count")) is None
+    assert hookspec.parse("rawtp:sys_enter").side == "enter"
+    assert hookspec.parse("tpbtf:sys_exit").side == "exit"
+    assert hookspec.parse("tp:syscalls/sys_exit_read").side == "exit"
+    assert hookspec.parse("fexit:vfs_read").side == "exit"
+    assert hookspec.parse("kprobe:vfs_read").side == "enter"
+    assert hookspec.companion_type(hookspec.parse("fentry:vfs_read:inspect")) == "fexit"
+    assert hookspec.companion_type(hookspec.parse("kretprobe:vfs_read:hist")) == "kprobe"
+    assert hookspec.companion_type(hookspec.parse("fexit:vfs_read:inspect")) is None
+    assert hookspec.companion_type(hookspec.parse("tp:syscalls/sys_exit_read:inspect")) == "tp"
+    assert hookspec.companion_type(hookspec.parse("rawtp:sys_enter:count")) is None
 
 
 # ---- applicability (no kernel needed) ---------------------------------------------
 
 
 def test_tracepoint_of_other_syscall_is_not_applicable() -> None:
-    ok, why = hooks.availability("tp:syscalls/sys_enter_pread64", "pipe")
-    assert not ok and why.startswith(hooks.NOT_APPLICABLE)
+    ok, why = bpf_probe.availability("tp:syscalls/sys_enter_pread64", "pipe")
+    assert not ok and why.startswith(hookspec.NOT_APPLICABLE)
     assert "pread64" in why and "read()" in why and "sys_enter_read" in why
 
 
 def test_function_off_the_workload_path_is_not_applicable() -> None:
-    ok, why = hooks.availability("fentry:filemap_read", "pipe")
+    ok, why = bpf_probe.availability("fentry:filemap_read", "pipe")
     assert not ok and "not on the pipe read path" in why
-    assert why.startswith(hooks.NOT_APPLICABLE)
-    ok, why = hooks.availability("kprobe:_copy_to_iter", "direct")
+    assert why.startswith(hookspec.NOT_APPLICABLE)
+    ok, why = bpf_probe.availability("kprobe:_copy_to_iter", "direct")
     assert not ok and "not on the direct read path" in why
 
 
 def test_attach_rejects_inapplicable_hook_as_bad_input() -> None:
     with pytest.raises(BadInput, match="traces pread64"):
-        hooks.attach("tp:syscalls/sys_enter_pread64", tgid=os.getpid(), workload="pipe")
+        bpf_attach.attach("tp:syscalls/sys_enter_pread64", tgid=os.getpid(), workload="pipe")
 
 
 def test_pre_6_4_copy_routines_resolved_against_kallsyms() -> None:
-    syms = hooks._kallsyms()
-    for name in hooks.COPY_USER_OLD:
-        ok, why = hooks.availability(f"kprobe:{name}", "cached")
+    syms = bpf_plan.kernel_functions()
+    for name in hookspec.PRE64_ROUTINES:
+        ok, why = bpf_probe.availability(f"kprobe:{name}", "cached")
         if name not in syms:
             assert not ok and "no function" in why and name in why
     # pipe_read / anon_pipe_read: whichever this kernel has
-    resolved = hooks.resolve_target("pipe_read")
-    assert resolved in (*hooks.PIPE_READ_NAMES, None)
+    resolved = bpf_plan.resolve_target("pipe_read")
+    assert resolved in (*hookspec.PIPE_READ_NAMES, None)
     if resolved is not None:
         assert resolved in syms
-    assert hooks.resolve_target("pipe_read") == hooks.resolve_target("anon_pipe_read")
+    assert bpf_plan.resolve_target("pipe_read") == bpf_plan.resolve_target("anon_pipe_read")
 
 
 def test_none_is_always_available_and_attaches_nothing() -> None:
-    assert hooks.availability("none", "cached") == (True, "no hook")
-    with hooks.attach("none", tgid=os.getpid(), workload="cached") as h:
+    assert bpf_probe.availability("none", "cached") == (True, "no hook")
+    with bpf_attach.attach("none", tgid=os.getpid(), workload="cached") as h:
         snap = h.snapshot()
     assert snap["hook"] == "none" and snap["programs"] == []
 
@@ -169,15 +173,15 @@ def test_none_is_always_available_and_attaches_nothing() -> None:
 
 
 def test_probe_reports_every_attach_type(probe: dict) -> None:
-    assert set(probe) == set(hooks.ATTACH_TYPES)
+    assert set(probe) == set(hookspec.ATTACH_TYPES)
     for a, r in probe.items():
         assert isinstance(r["available"], bool), a
         assert r["reason"], a
         if not r["available"]:
             # the kernel's verdict, not a guess: errno number, name and meaning
             assert "refused by kernel: errno" in r["reason"] or "no function" in r["reason"]
-    assert hooks.probe_attach_types() is not probe  # fresh dict, cached trials
-    assert hooks.probe_attach_types() == probe
+    assert bpf_probe.probe_attach_types() is not probe  # fresh dict, cached trials
+    assert bpf_probe.probe_attach_types() == probe
 
 
 @pytest.mark.parametrize("attach", ["fentry", "fexit", "kprobe", "kretprobe"])
@@ -190,16 +194,16 @@ def test_function_hooks_refused_or_counted(attach: str, probe: dict, data_file: 
         m = __import__("re").search(r"errno (\d+) (E[A-Z]+) \(", reason)
         assert m, reason
         assert errno.errorcode[int(m.group(1))] == m.group(2)
-        ok, why = hooks.availability(spec, "cached")
+        ok, why = bpf_probe.availability(spec, "cached")
         assert not ok and f"errno {m.group(1)} {m.group(2)}" in why
         with pytest.raises(MissingCapability, match=f"errno {m.group(1)} {m.group(2)}") as ei:
-            hooks.attach(spec, tgid=os.getpid(), workload="cached")
+            bpf_attach.attach(spec, tgid=os.getpid(), workload="cached")
         assert ei.value.exit_code == 3
-        assert hooks.parse(spec).name not in hooks.default_hooks(["cached"])
+        assert hookspec.parse(spec).name not in bpf_probe.default_hooks(["cached"])
         return
     with (
         loop_for("cached", 64, data_file) as rl,
-        hooks.attach(spec, tgid=os.getpid(), workload="cached") as h,
+        bpf_attach.attach(spec, tgid=os.getpid(), workload="cached") as h,
     ):
         before = h.snapshot()["count"]
         r = rl.run(LOOPS)
@@ -225,7 +229,7 @@ def test_count_equals_syscalls(
     need(probe, attach)
     with loop_for(workload, size, data_file) as rl:
         for base in _hooks_for(workload, attach):
-            with hooks.attach(f"{base}:count", tgid=os.getpid(), workload=workload) as h:
+            with bpf_attach.attach(f"{base}:count", tgid=os.getpid(), workload=workload) as h:
                 c0 = h.snapshot()["count"]
                 r = rl.run(LOOPS)
                 c1 = h.snapshot()["count"]
@@ -244,7 +248,7 @@ def test_hist_buckets_match_requested_size(
     bucket = size.bit_length() - 1
     with loop_for(workload, size, data_file) as rl:
         enter, exit_ = _hooks_for(workload, attach)
-        with hooks.attach(f"{enter}:hist", tgid=os.getpid(), workload=workload) as h:
+        with bpf_attach.attach(f"{enter}:hist", tgid=os.getpid(), workload=workload) as h:
             b0 = {x["bucket"]: x["count"] for x in h.snapshot()["hist_size"]}
             r = rl.run(LOOPS)
             snap = h.snapshot()
@@ -258,7 +262,7 @@ def test_hist_buckets_match_requested_size(
         assert len(snap["programs"]) == 1
 
         # named exit: an enter companion records size and time, the exit the latency
-        with hooks.attach(f"{exit_}:hist", tgid=os.getpid(), workload=workload) as h:
+        with bpf_attach.attach(f"{exit_}:hist", tgid=os.getpid(), workload=workload) as h:
             s0 = h.snapshot()
             r = rl.run(LOOPS)
             s1 = h.snapshot()
@@ -273,14 +277,14 @@ def test_hist_buckets_match_requested_size(
 
 
 def _expected_hashes(workload: str, size: int, buf: bytes, data: bytes, ops: int) -> Counter:
-    n = min(size, hooks.INSPECT_MAX)
+    n = min(size, abi.INSPECT_MAX)
     if workload == "cached":
         # every op reads the same bytes at offset 0: they are what the buffer holds
         assert buf == data[:size]
-        return Counter({hooks.fnv1a64(buf[:n]): ops})
+        return Counter({abi.fnv1a64(buf[:n]): ops})
     if workload == "cached-stream":
         chunks = len(data) // size  # the loop wraps before a partial chunk
-        return Counter(hooks.fnv1a64(data[(i % chunks) * size :][:n]) for i in range(ops))
+        return Counter(abi.fnv1a64(data[(i % chunks) * size :][:n]) for i in range(ops))
     raise AssertionError(workload)
 
 
@@ -297,7 +301,7 @@ def test_inspect_hashes_what_was_read(
     # a fresh loop: the stream starts at offset 0, so expected chunks are known
     with (
         loop_for(workload, size, data_file) as rl,
-        hooks.attach(spec, tgid=os.getpid(), workload=workload) as h,
+        bpf_attach.attach(spec, tgid=os.getpid(), workload=workload) as h,
     ):
         s0 = h.snapshot()["inspect"]
         r = rl.run(LOOPS)
@@ -311,9 +315,9 @@ def test_inspect_hashes_what_was_read(
     if workload == "pipe":
         # the writer fills the pipe with 0x5a; a top-up read may deliver < 64 bytes
         assert buf == b"\x5a" * size
-        allowed = {hooks.fnv1a64(b"\x5a" * k) for k in range(1, hooks.INSPECT_MAX + 1)}
+        allowed = {abi.fnv1a64(b"\x5a" * k) for k in range(1, abi.INSPECT_MAX + 1)}
         assert set(got) <= allowed
-        assert got[hooks.fnv1a64(b"\x5a" * min(size, 64))] >= r.ops - (r.syscalls - r.ops)
+        assert got[abi.fnv1a64(b"\x5a" * min(size, 64))] >= r.ops - (r.syscalls - r.ops)
         assert sum(got.values()) == r.syscalls
     else:
         assert got == _expected_hashes(workload, size, buf, data, r.ops)
@@ -328,8 +332,8 @@ def test_empty_body_is_just_the_filter(attach: str, probe: dict, data_file: Path
     name = _hooks_for("cached", attach)[0]
     sizes = {}
     with loop_for("cached", 64, data_file) as rl:
-        for body in hooks.BODIES:
-            with hooks.attach(f"{name}:{body}", tgid=os.getpid(), workload="cached") as h:
+        for body in hookspec.BODIES:
+            with bpf_attach.attach(f"{name}:{body}", tgid=os.getpid(), workload="cached") as h:
                 rl.run(1000)
                 snap = h.snapshot()
             enter = [p for p in snap["programs"] if p["role"] == "enter"]
@@ -354,7 +358,7 @@ def test_stats_pass_counts_runs_and_is_fd_scoped(probe: dict, data_file: Path) -
 
     base = stats_fds()
     with loop_for("cached", 64, data_file) as rl:
-        with hooks.attach(
+        with bpf_attach.attach(
             "rawtp:sys_enter:count", tgid=os.getpid(), workload="cached", stats=True
         ) as h:
             assert stats_fds() == base + 1
@@ -377,7 +381,7 @@ def test_other_process_is_filtered_out(probe: dict, data_file: Path) -> None:
     need(probe, "rawtp")
     with (
         loop_for("cached", 64, data_file) as rl,
-        hooks.attach("rawtp:sys_enter:count", tgid=1, workload="cached") as h,
+        bpf_attach.attach("rawtp:sys_enter:count", tgid=1, workload="cached") as h,
     ):
         before = h.snapshot()["count"]
         rl.run(LOOPS)
@@ -387,16 +391,16 @@ def test_other_process_is_filtered_out(probe: dict, data_file: Path) -> None:
 
 def test_default_hooks(probe: dict) -> None:
     ws = ["cached", "pipe"]
-    d = hooks.default_hooks(ws)
+    d = bpf_probe.default_hooks(ws)
     assert d[0] == "none"
     assert len(d) == len(set(d))
     for name in d[1:]:
-        spec = hooks.parse(name)
+        spec = hookspec.parse(name)
         assert spec.name == name
         assert spec.body in ("empty", "inspect")
         assert probe[spec.attach]["available"]
-        assert any(hooks.availability(spec, w)[0] for w in ws)
-    for a in hooks.ATTACH_TYPES:
+        assert any(bpf_probe.availability(spec, w)[0] for w in ws)
+    for a in hookspec.ATTACH_TYPES:
         has = any(n.startswith(a + ":") for n in d)
         assert has == probe[a]["available"], a
     if probe["tp"]["available"]:
@@ -405,7 +409,7 @@ def test_default_hooks(probe: dict) -> None:
 
 
 def test_catalogue_lists_every_point_with_reason(probe: dict) -> None:
-    rows = hooks.catalogue()
+    rows = bpf_probe.catalogue()
     names = {r["hook"] for r in rows}
     assert "rawtp:sys_enter" in names and "kprobe:rep_movs_alternative" in names
     for r in rows:
@@ -418,8 +422,12 @@ def test_catalogue_lists_every_point_with_reason(probe: dict) -> None:
 
 CHILD = """
 import json, os, sys, time
-from readbench import hooks
-hs = [hooks.attach(n, tgid=os.getpid(), workload="cached", stats=True) for n in sys.argv[1:]]
+from readbench.bpf import abi
+from readbench.bpf import attach as bpf_attach
+from readbench.bpf import plan as bpf_plan
+from readbench.bpf import probe as bpf_probe
+from readbench.model import hookspec
+hs = [bpf_attach.attach(n, tgid=os.getpid(), workload="cached", stats=True) for n in sys.argv[1:]]
 ids = [i for h in hs for i in h.program_ids()]
 print(json.dumps(ids), flush=True)
 time.sleep(600)
@@ -486,7 +494,7 @@ def test_sigkill_detaches_everything(probe: dict) -> None:
 def test_cmd_hooks_json(probe: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from readbench import cmd_hooks
+    from readbench.cli import hooks as cmd_hooks
 
     p = argparse.ArgumentParser()
     cmd_hooks.add_parser(p.add_subparsers())
@@ -514,17 +522,19 @@ def test_cli_hooks_subcommand(probe: dict) -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert r.returncode == 0, r.stderr
-    assert set(json.loads(r.stdout)["attach_types"]) == set(hooks.ATTACH_TYPES)
+    assert set(json.loads(r.stdout)["attach_types"]) == set(hookspec.ATTACH_TYPES)
 
 
 def _function_specs() -> list[str]:
     out = []
     for a in ("fentry", "fexit", "kprobe", "kretprobe"):
-        targets = hooks.TRAMPOLINE_TARGETS if a in ("fentry", "fexit") else hooks.KPROBE_TARGETS
+        targets = (
+            hookspec.TRAMPOLINE_TARGETS if a in ("fentry", "fexit") else hookspec.KPROBE_TARGETS
+        )
         for t in targets:
             if t == "pipe_read":
                 continue  # alias of anon_pipe_read, resolved per kernel
-            out += [f"{a}:{t}:{b}" for b in hooks.BODIES]
+            out += [f"{a}:{t}:{b}" for b in hookspec.BODIES]
     return out
 
 
@@ -535,14 +545,14 @@ def test_function_hook_programs_pass_the_verifier_or_load_is_refused(
     """Where only attaching is refused (kprobes here), the programs still go through the
     verifier: every target kind and body must be accepted. Where loading itself is
     refused (fentry/fexit here), the refusal carries the kernel's errno."""
-    spec = hooks.parse(name)
-    if hooks.resolve_target(spec.target) is None:
+    spec = hookspec.parse(name)
+    if bpf_plan.resolve_target(spec.target) is None:
         require(False, f"{ALLOWED_IN_STRICT} kernel has no {spec.target} (other kernel version)")
-    workload = next(w for w in SYSCALL_OF if hooks._applicable(spec, w) is None)
+    workload = next(w for w in SYSCALL_OF if hookspec.applicable(spec, w) is None)
     try:
-        progs = hooks.verify(spec, workload)
+        progs = bpf_attach.verify(spec, workload)
     except MissingCapability as e:
-        types = {spec.attach, hooks.companion_type(spec) or spec.attach}
+        types = {spec.attach, hookspec.companion_type(spec) or spec.attach}
         assert any(not probe[t]["available"] for t in types), str(e)
         assert "errno" in str(e)
         return
@@ -562,8 +572,8 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
     need(probe, "tp")
     require(shutil.which("unshare") is not None, "needs unshare (util-linux)")
     code = (
-        "import os; from readbench import hooks; "
-        "h = hooks.attach('tp:syscalls/sys_enter_pread64:count', tgid=os.getpid(), "
+        "import os; from readbench.bpf import attach as bpf_attach; "
+        "h = bpf_attach.attach('tp:syscalls/sys_enter_pread64:count', tgid=os.getpid(), "
         "workload='cached'); print(h.snapshot()['notes']); h.close()"
     )
     script = (
@@ -591,7 +601,7 @@ def test_floor_variant_runs_but_never_matches(name: str, probe: dict, data_file:
     need(probe, name.split(":")[0])
     with (
         loop_for("cached", 64, data_file) as rl,
-        hooks.attach(name, tgid=os.getpid(), workload="cached", stats=True, floor=True) as h,
+        bpf_attach.attach(name, tgid=os.getpid(), workload="cached", stats=True, floor=True) as h,
     ):
         s0 = h.snapshot()
         r = rl.run(LOOPS)

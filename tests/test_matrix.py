@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from readbench.errors import BadInput
-from readbench.matrix import (
+from readbench.model.matrix import (
     DESIGN_SIZES,
     Block,
     Cell,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from readbench import perf_events as pe
-from readbench.driver import ReadLoop
+from readbench.kernel import perf_event_open as pe
+from readbench.measure.readloop import ReadLoop
 from tests.conftest import require
 
 
 @pytest.fixture(scope="module")
 def data_file() -> Path:
-    from readbench.datafiles import default_data_dir
+    from readbench.measure.datafiles import default_data_dir
 
     base = Path(os.environ.get("READBENCH_TEST_DATA", default_data_dir()))
     base.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,7 @@ def test_hardware_counters_here(root: None, data_file: Path) -> None:
         not pe.force_software(),
         "not-on-this-kind: READBENCH_COUNTERS=software forces the no-PMU path",
     )
-    from readbench import perfpass
+    from readbench.measure import perf_profile as perfpass
 
     with ReadLoop("cached", 4096, data_file) as loop:
         res = perfpass.count(loop, 0.2)
@@ -83,7 +83,7 @@ def test_hardware_counters_here(root: None, data_file: Path) -> None:
 
 def test_forced_software_path(root: None, data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """READBENCH_COUNTERS=software: the no-PMU path, run for real on any machine."""
-    from readbench import perfpass
+    from readbench.measure import perf_profile as perfpass
 
     monkeypatch.setenv("READBENCH_COUNTERS", "software")
     with ReadLoop("cached", 65536, data_file) as loop:

@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 from synthetic_runs import write_run
 
-from readbench import cli, report, stats
+from readbench.analysis import stats
+from readbench.cli import main as cli
+from readbench.render import report
 
 IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

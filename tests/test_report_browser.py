@@ -21,7 +21,7 @@ from conftest import require
 from PIL import Image, ImageStat
 from synthetic_runs import write_run
 
-from readbench import report
+from readbench.render import report
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = [

@@ -1,4 +1,4 @@
-"""readbench.stats on SYNTHETIC data with known effects (see tests/synthetic_runs.py).
+"""readbench.analysis.stats on SYNTHETIC data with known effects (see tests/synthetic_runs.py).
 
 Hypothesis runs derandomized so CI is reproducible; each example draws its own
 numpy seed, so the properties still cover many data sets.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from synthetic_runs import write_run
 
-from readbench import stats
+from readbench.analysis import stats
 from readbench.errors import BadInput
 
 PROPS = settings(

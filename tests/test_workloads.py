@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from readbench import datafiles
-from readbench.driver import ReadLoop, dio_alignment, resident_pages
 from readbench.errors import MeasurementError
+from readbench.measure import datafiles
+from readbench.measure.readloop import ReadLoop, dio_alignment, resident_pages
 
 MiB = 1024 * 1024
 

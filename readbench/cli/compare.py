@@ -1,0 +1,57 @@
+"""`readbench compare RUN_A RUN_B … [--out reports/] [--json]`: same cells across runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from readbench.cli.report import _fraction
+from readbench.errors import BadInput
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare the same cells across runs (machines, CPU flags, kernels)",
+        description="The first run is the reference A; every other run is tested against it.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (≥ 2)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="reports root")
+    p.add_argument("--alpha", type=_fraction("--alpha"), default=0.01)
+    p.add_argument("--margin", type=_fraction("--margin"), default=0.02)
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from readbench.analysis.compare import (
+        compare_runs,
+        rich_change_table,
+        rich_table,
+        write_compare,
+    )
+
+    if len(args.runs) < 2:
+        raise BadInput(f"compare: needs at least two runs (got {len(args.runs)})")
+    result = compare_runs(args.runs, alpha=args.alpha, margin=args.margin)
+    path = write_compare(result, args.out)
+    # with --json the table goes to stderr so stdout stays one JSON object
+    con = Console(stderr=bool(args.json))
+    if not con.is_terminal:
+        con.width = max(con.width, 180)  # a log file should not get a crushed table
+    con.print(rich_table(result))
+    change = rich_change_table(result)
+    if change is not None:
+        con.print(change)
+    if args.json:
+        json.dump({"report": str(path), **result}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        con.print(f"report: {path}", markup=False, highlight=False)
+    return 0

@@ -1,0 +1,159 @@
+"""`readbench copy`: the kernel's copy strategies as user-space replicas, side by side.
+
+    readbench copy [--sizes 8,64,4K] [--variants movsb,movsq,unrolled,libc]
+                   [--small] [--src-align N[,M..]] [--dst-align N[,M..]] [--json] [--out FILE]
+
+Prints GB/s and ns per copy per variant and size (pyperf), then the cross-check
+against `perf bench mem memcpy` at 4 KiB and 64 KiB (skipped functions are listed).
+--json prints {results, perf_bench, skipped, ...} (the results/<run>/copy.json shape).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from readbench.errors import BadInput
+from readbench.kernel import cpu
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from readbench.copy import replicas as copybench
+
+    p = subparsers.add_parser(
+        "copy",
+        help="user-space replicas of the kernel copy routines, GB/s per size",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--sizes", default=None, help="comma list (64, 4K, 1M); default: design list")
+    p.add_argument("--small", action="store_true", help="add every size 1..128")
+    p.add_argument(
+        "--variants",
+        default=",".join(copybench.DEFAULT_VARIANTS),
+        help=f"comma list or 'all' ({', '.join(copybench.VARIANTS)})",
+    )
+    p.add_argument("--src-align", default="0", help="source misalignment(s) in bytes, 0..4095")
+    p.add_argument("--dst-align", default="0", help="destination misalignment(s), 0..4095")
+    p.add_argument("--rounds", type=int, default=2, help="shuffled pyperf runs, merged")
+    p.add_argument("--processes", type=int, default=2, help="pyperf workers per round")
+    p.add_argument("--values", type=int, default=3, help="pyperf values per worker")
+    p.add_argument("--min-time", type=float, default=0.01, help="pyperf seconds per value")
+    p.add_argument("--no-perf-bench", action="store_true", help="skip the perf bench check")
+    p.add_argument("--perf-bench-rounds", type=int, default=7)
+    p.add_argument("--pyperf-json", default=None, help="also keep the merged pyperf suite here")
+    p.add_argument("--out", default=None, help="write the JSON object to this file too")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+    return p
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise BadInput(f"{what} {text!r}: expected integers like 0 or 0,1,7") from None
+    if not vals:
+        raise BadInput(f"{what} {text!r}: empty")
+    return vals
+
+
+def run(args: argparse.Namespace) -> int:
+    from readbench.copy import perf_bench as perfbench
+    from readbench.copy import replicas as copybench
+    from readbench.model import matrix
+
+    sizes = matrix.parse_sizes(args.sizes) if args.sizes else list(matrix.DESIGN_SIZES)
+    if args.small:
+        sizes = sorted(set(sizes) | set(range(1, 129)))
+    variants = (
+        list(copybench.VARIANTS)
+        if args.variants.strip() == "all"
+        else matrix.parse_list(args.variants, "--variants")
+    )
+    copybench.check_variants(variants)
+    src_aligns = [
+        copybench.check_align(a, "--src-align") for a in _ints(args.src_align, "--src-align")
+    ]
+    dst_aligns = [
+        copybench.check_align(a, "--dst-align") for a in _ints(args.dst_align, "--dst-align")
+    ]
+    for name, v in (("--rounds", args.rounds), ("--processes", args.processes)):
+        if v < 1:
+            raise BadInput(f"{name} {v}: must be at least 1")
+    if args.values < 1 or args.min_time <= 0:
+        raise BadInput("--values must be >= 1 and --min-time > 0")
+
+    def say(msg: str) -> None:
+        if not args.json:
+            print(msg, file=sys.stderr)
+
+    results: list[dict[str, Any]] = []
+    for sa in src_aligns:
+        for da in dst_aligns:
+            say(f"copy sweep: {len(variants)} variants x {len(sizes)} sizes, src+{sa} dst+{da}")
+            results += copybench.sweep(
+                sizes,
+                variants,
+                sa,
+                da,
+                rounds=args.rounds,
+                processes=args.processes,
+                values=args.values,
+                min_time=args.min_time,
+                json_out=args.pyperf_json,
+                progress=say,
+            )
+    out: dict[str, Any] = {
+        "results": results,
+        "perf_bench": [],
+        "skipped": [],
+        "variants": {v: copybench.DESCRIPTIONS[v] for v in variants},
+        "kernel_routine": _routine(),
+        "unit": "gbps = 1e9 bytes/s; ns_per_copy = median pyperf value",
+    }
+    if args.no_perf_bench:
+        out["skipped"].append({"variant": "*", "reason": "--no-perf-bench"})
+    else:
+        say("perf bench mem memcpy cross-check at 4 KiB and 64 KiB ...")
+        pb = perfbench.validate(variants, rounds=args.perf_bench_rounds)
+        out["perf_bench"] = pb["results"]
+        out["skipped"] = pb["skipped"]
+        out["perf_version"] = pb["perf_version"]
+        out["perf_bench_offered"] = pb["offered"]
+    if args.out:
+        from readbench.store.rundir import atomic_write_json
+
+        atomic_write_json(Path(args.out), out)
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for sa in src_aligns:
+        for da in dst_aligns:
+            part = [r for r in results if r["src_align"] == sa and r["dst_align"] == da]
+            print(f"\nsrc+{sa} dst+{da}  (pyperf medians)")
+            print(copybench.format_table(part))
+    if not args.no_perf_bench:
+        print()
+        print(perfbench.format_table(pb))
+    r = out["kernel_routine"]
+    if r:
+        print(f"\nthis kernel copies with: {r['name']} ({r['why']})")
+    return 0
+
+
+def _routine() -> dict[str, Any] | None:
+    from readbench.kernel import copyroutine
+
+    try:
+        p = copyroutine.predict(
+            platform.release(), cpu.kernel_flags(), None, cpuid=cpu.cpuid_flags()
+        )
+    except (OSError, ValueError):
+        return None
+    return {"name": p["name"], "why": p["why"], "by_size": p["by_size"], "cpuid": p["cpuid"]}

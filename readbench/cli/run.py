@@ -1,0 +1,154 @@
+"""`readbench run [--matrix …] …`: a matrix in shuffled rounds, then its analysis (and report)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from readbench.cli.common import add_common_cell_args, emit_json
+from readbench.errors import BadInput, MissingCapability
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    sr = subparsers.add_parser("run", help="measure a matrix in shuffled rounds")
+    sr.add_argument("--matrix", default="default", help="quick|default|full|FILE.toml")
+    sr.add_argument("--workloads")
+    sr.add_argument("--sizes")
+    sr.add_argument("--hooks")
+    sr.add_argument("--buf-offsets")
+    sr.add_argument("--rounds", type=int)
+    sr.add_argument("--aa", action="store_true", help="measure the baseline twice (A/A)")
+    sr.add_argument("--perf", dest="perf", action="store_true", default=None)
+    sr.add_argument("--no-perf", dest="perf", action="store_false")
+    sr.add_argument(
+        "--copy",
+        dest="copy",
+        action="store_true",
+        default=None,
+        help="add the user-space copy-strategy sweep (default: on for default/full)",
+    )
+    sr.add_argument("--no-copy", dest="copy", action="store_false")
+    sr.add_argument("--resume", metavar="RUN")
+    sr.add_argument("--out", default="results")
+    sr.add_argument("--seed", type=int, default=None)
+    sr.add_argument("--affinity", default=None, help="CPU list for pyperf workers, e.g. 1")
+    sr.add_argument("--alpha", type=float, default=0.01)
+    sr.add_argument("--report", action="store_true", help="write the HTML report at the end")
+    sr.add_argument("--report-out", default="reports")
+    sr.add_argument("--no-progress", action="store_true")
+    add_common_cell_args(sr)
+    sr.set_defaults(func=run)
+    return sr
+
+
+def _narrow_args(args: argparse.Namespace) -> dict[str, Any]:
+    from readbench.model.matrix import check_workload, parse_list, parse_sizes
+
+    kw: dict[str, Any] = {}
+    if args.workloads:
+        kw["workloads"] = [check_workload(w) for w in parse_list(args.workloads, "--workloads")]
+    if args.sizes:
+        kw["sizes"] = parse_sizes(args.sizes)
+    if args.hooks:
+        kw["hooks"] = parse_list(args.hooks, "--hooks")
+    if getattr(args, "buf_offsets", None):
+        offs = []
+        for t in parse_list(args.buf_offsets, "--buf-offsets"):
+            if not t.isdigit() or int(t) > 63:
+                raise BadInput(f"--buf-offsets {t!r}: must be an integer within 0..63")
+            offs.append(int(t))
+        kw["buf_offsets"] = offs
+    return kw
+
+
+def _summarize(run_dir: Path, alpha: float) -> tuple[dict[str, Any], Any]:
+    """stats.json of a finished run, and the loaded run (the report reuses both)."""
+    from readbench.analysis import stats
+    from readbench.store.rundir import atomic_write_json
+
+    loaded = stats.load_run(run_dir)
+    res = stats.analyze_loaded(loaded, alpha=alpha)
+    atomic_write_json(run_dir / "stats.json", res)
+    return res, loaded
+
+
+def run(args: argparse.Namespace) -> int:
+    from readbench.measure import datafiles, runner
+    from readbench.model.matrix import load_matrix
+
+    out = Path(args.out)
+    if args.resume:
+        if args.matrix != "default" or args.workloads or args.sizes or args.hooks:
+            raise BadInput(
+                "--resume RUN: the run's own matrix is used; "
+                "drop --matrix/--workloads/--sizes/--hooks"
+            )
+        plan, run, manifest = runner.check_resume(args.resume, out)
+        runner.prepare_data(plan)
+    else:
+        if args.rounds is not None and args.rounds < 1:
+            raise BadInput(f"--rounds {args.rounds}: must be >= 1")
+        from readbench.bpf import probe as bpf_probe
+
+        matrix = load_matrix(args.matrix, bpf_probe.default_hooks)
+        matrix = matrix.narrowed(**_narrow_args(args))
+        if args.rounds is not None:
+            matrix.rounds = args.rounds
+        if args.aa:
+            matrix.aa = True
+        if args.perf is not None:
+            matrix.perf = args.perf
+        if args.copy is not None:
+            matrix.copy = args.copy
+        data_dir = args.data_dir or datafiles.default_data_dir()
+        plan = runner.plan_run(matrix, data_dir, seed=args.seed, affinity=args.affinity)
+        for s in plan.skipped:
+            runner.console.print(f"[yellow]skipped[/yellow] {s['cell']}: {s['reason']}")
+        if not plan.cells:
+            raise MissingCapability("no cell of the matrix can run here (see the reasons above)")
+        runner.prepare_data(plan)
+        run, manifest = runner.start(plan, out)
+    runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
+    try:
+        manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
+    except runner.Interrupted as e:
+        runner.console.print(
+            f"[yellow]interrupted ({e})[/yellow]: finished cells kept in {run.path}; "
+            f"continue with: readbench run --resume {run.path}"
+        )
+        return 128 + e.signum
+    res, loaded = _summarize(run.path, args.alpha)
+    report_path = None
+    if args.report:
+        from readbench.render import report
+
+        report_path = report.write_report(
+            run.path,
+            Path(args.report_out) / run.path.name,
+            alpha=args.alpha,
+            analysis=res,
+            loaded=loaded,
+        )
+        runner.console.print(f"report: {report_path}")
+    if not args.json:
+        from readbench.render import terminal
+
+        terminal.print_cells(res)
+    else:
+        emit_json(
+            {
+                "run_dir": str(run.path),
+                "status": manifest["status"],
+                "cells": res.get("cells", []),
+                "comparisons": res.get("comparisons", []),
+                "significant": res.get("significant"),
+                "aa_false_positive_rate": res.get("aa_false_positive_rate"),
+                "alpha": res.get("alpha"),
+                "unavailable": manifest.get("unavailable", []),
+                "failed": manifest.get("failed", []),
+                "report": str(report_path) if report_path else None,
+            }
+        )
+    runner.console.print(f"results: {run.path}")
+    return 1 if manifest.get("failed") else 0

@@ -1,0 +1,210 @@
+"""Perf pass of one cell: counters, then sampling attribution, each scoped to the timed loop.
+
+Both sub-passes run the cell's C loop with perf group-leader fds as `ctl_fds`; the loop
+enables them right before its first read and disables them right after its last, so
+neither the Python driving the batches nor the ring draining is counted or sampled.
+They are separate sub-passes because sampling interrupts perturb the counters.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+from readbench.kernel import copyroutine, cpu
+from readbench.kernel import perf_event_open as perf_events
+from readbench.kernel.attribution import attribute
+from readbench.kernel.ksyms import Kallsyms
+from readbench.kernel.perf_event_open import Sample
+from readbench.kernel.text import open_kernel_text
+from readbench.measure.readloop import ReadLoop
+
+BATCH_NS = 20_000_000  # ~20 ms per run() call: drains the ring well before it fills
+
+
+def _drive(loop: ReadLoop, ctl: list[int], seconds: float, on_batch: Any = None) -> dict[str, int]:
+    """Run batches until `seconds` of timed-loop time; returns totals over all batches."""
+    loops = loop.calibrate(BATCH_NS)  # uncounted: calibration must not leak into the counters
+    ops = syscalls = ns = 0
+    deadline = time.monotonic() + seconds * 3 + 1  # wall-clock guard on a loaded machine
+    while ns < seconds * 1e9 and time.monotonic() < deadline:
+        r = loop.run(loops, ctl_fds=ctl)
+        ops += r.ops
+        syscalls += r.syscalls
+        ns += r.ns
+        if on_batch is not None:
+            on_batch()
+    return {"ops": ops, "syscalls": syscalls, "loop_ns": ns}
+
+
+def count(loop: ReadLoop, seconds: float) -> dict[str, Any]:
+    groups = perf_events.open_counters()
+    try:
+        ctl = [g.leader for g in groups if g.leader >= 0]
+        tot = _drive(loop, ctl, seconds)
+        for g in groups:
+            g.read()
+    finally:
+        for g in groups:
+            g.close()
+    counters = perf_events.counter_report(groups, tot["ops"])
+    by = {c["name"]: c for c in counters if c["supported"]}
+    derived: dict[str, float] = {}
+    if "cycles" in by and "instructions" in by:
+        derived["ipc"] = by["instructions"]["value"] / by["cycles"]["value"]  # type: ignore[operator]
+    if "cycles" in by and "task-clock" in by and by["task-clock"]["value"]:
+        # Effective clock over the loop; pyperf's cpu_freq metadata is only a snapshot.
+        derived["ghz"] = by["cycles"]["value"] / by["task-clock"]["value"]  # type: ignore[operator]
+    return {
+        "counters": counters,
+        "hardware_counters": any(c["supported"] and c["kind"] == "hardware" for c in counters),
+        "derived": derived,
+        **tot,
+    }
+
+
+def sample(
+    loop: ReadLoop, seconds: float, routine: dict[str, Any], kallsyms: Kallsyms
+) -> dict[str, Any]:
+    s = perf_events.Sampler()
+    if not s.open():
+        return {
+            "copy_fraction": None,
+            "method": None,
+            "sampling": {"available": False, "reason": s.reason},
+        }
+    raw: list[Sample] = []
+    try:
+        tot = _drive(loop, [s.fd], seconds, on_batch=lambda: raw.extend(s.drain()))
+        raw.extend(s.drain())
+    finally:
+        s.close()
+    samples = [kallsyms.symbolize(x.ip, x.kernel) for x in raw]
+    text, reason = open_kernel_text(kallsyms) if routine.get("inline") else (None, "")
+    res = attribute(samples, routine, text, reason)
+    res["sampling"] = {
+        "available": True,
+        "event": s.event,
+        "kind": s.kind,
+        "period": s.period,
+        "period_unit": "cycles" if s.event == "cycles" else "ns",
+        "lost": s.lost,
+        "throttled": s.throttled,
+        "fallback_reason": s.reason,
+        "max_sample_rate": perf_events.max_sample_rate(),
+        **tot,
+    }
+    return res
+
+
+# Hooks that see the length of each copy, best first: the copy routine itself (its length
+# is RCX, kprobe only), then its caller _copy_to_iter (one copy per call for a user
+# buffer; fentry reads the `bytes` argument through BTF).
+CHUNK_HOOKS = (
+    "kprobe:rep_movs_alternative:hist",
+    "fentry:_copy_to_iter:hist",
+    "kprobe:_copy_to_iter:hist",
+)
+
+
+def chunk_sizes(loop: ReadLoop, workload: str, size: int, loops: int = 2000) -> dict[str, Any]:
+    """Histogram (log2 buckets) of the length each copy is handed, vs the read size.
+
+    A 1 MiB cached read is many <= 4 KiB copies (copy_page_to_iter works per page).
+    Runs after counting and sampling: a BPF program on the copy path would perturb both.
+    """
+    import os
+
+    from readbench.bpf import attach as bpf_attach
+    from readbench.bpf import probe as bpf_probe
+    from readbench.errors import BadInput, MissingCapability
+    from readbench.model import hookspec
+
+    refusals = []
+    for name in CHUNK_HOOKS:
+        try:
+            ok, why = bpf_probe.availability(name, workload)
+        except (BadInput, MissingCapability, OSError) as e:
+            ok, why = False, str(e)
+        if not ok:
+            refusals.append(f"{name}: {why}")
+            continue
+        try:
+            h = bpf_attach.attach(hookspec.parse(name), tgid=os.getpid(), workload=workload)
+        except (BadInput, MissingCapability, OSError) as e:
+            refusals.append(f"{name}: {e}")
+            continue
+        try:
+            r = loop.run(loops)
+            snap = h.snapshot()
+        finally:
+            h.close()
+        calls = sum(b["count"] for b in snap.get("hist_size") or [])
+        return {
+            "available": True,
+            "hook": name,
+            "requested": size,
+            "reads": r.syscalls,
+            "copies": calls,
+            "copies_per_read": calls / r.syscalls if r.syscalls else None,
+            "hist_log2": snap.get("hist_size"),
+            "refused": refusals,
+        }
+    return {
+        "available": False,
+        "requested": size,
+        "reason": "no hook on the copy routine or its caller works on this kernel "
+        "(copy lengths per read not measured)",
+        "refused": refusals,
+    }
+
+
+def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict[str, Any]:
+    """The `perf` object of `readbench one --perf --json` for one open cell.
+
+    Half of `seconds` (timed-loop time) goes to counting, half to sampling.
+    """
+    ks = Kallsyms.load()
+    routine = copyroutine.predict(platform.release(), cpu.kernel_flags(), set(ks.by_name) or None)
+    counting = count(loop, seconds / 2)
+    sampling = sample(loop, seconds / 2, routine, ks)
+    chunks = chunk_sizes(loop, workload, size)
+    path = next(
+        (
+            r
+            for r in routine["by_size"]
+            if r["min"] <= min(size, 4096) and (r["max"] is None or min(size, 4096) <= r["max"])
+        ),
+        None,
+    )
+    return {
+        "workload": workload,
+        "size": size,
+        "scope": "timed loop only (perf fds enabled/disabled by the C loop via ctl_fds)",
+        "copy_fraction": sampling.get("copy_fraction"),
+        "copy_fraction_of_kernel": sampling.get("copy_fraction_of_kernel"),
+        "copy_symbol": sampling.get("copy_symbol"),
+        "copy_address": sampling.get("copy_address"),
+        "method": sampling.get("method"),
+        "method_limits": sampling.get("method_limits"),
+        "confirmed": sampling.get("confirmed"),
+        "functions": sampling.get("functions", []),
+        "groups": sampling.get("groups", []),
+        "samples": sampling.get("samples"),
+        "sampling": sampling.get("sampling"),
+        "counters": counting["counters"],
+        "hardware_counters": counting["hardware_counters"],
+        "derived": counting["derived"],
+        "counting": {k: counting[k] for k in ("ops", "syscalls", "loop_ns")},
+        "chunks": chunks,
+        "routine": {
+            "name": routine["name"],
+            "symbol": routine["symbol"],
+            "inline": routine["inline"],
+            "era": routine["era"],
+            # Page-cache and pipe copies are chunked to <= 4 KiB (kernel-copy-paths §4).
+            "expected_path": path,
+            "kallsyms_check": routine["kallsyms_check"]["status"],
+        },
+    }

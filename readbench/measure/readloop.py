@@ -1,0 +1,119 @@
+"""Python side of the C read loops (workloads/readloop.c): open a cell, run batches."""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from readbench.errors import MeasurementError
+from readbench.measure._readloop import ffi, lib
+from readbench.model.workloads import SYSCALL_OF, WORKLOADS  # noqa: F401  (re-exported)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    ns: int  # elapsed inside the timed loop(s) only
+    ops: int
+    syscalls: int  # read()/pread() calls made; > ops only for pipe top-ups
+    bytes: int
+    evictions: int  # untimed page-cache evictions (uncached)
+
+    @property
+    def ns_per_op(self) -> float:
+        return self.ns / self.ops if self.ops else float("nan")
+
+
+class ReadLoop:
+    """One open cell: a data file (or pipe + writer thread) and a prefaulted user buffer.
+
+    `run(loops)` is what a pyperf value times; it raises MeasurementError on any
+    failed or short read rather than returning a timing over less work.
+    """
+
+    def __init__(
+        self,
+        workload: str,
+        size: int,
+        path: str | os.PathLike[str] | None = None,
+        buf_offset: int = 0,
+        io_align: int = 0,
+    ) -> None:
+        self._ctx = None
+        if workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {workload!r}")
+        self.workload = workload
+        self.size = size
+        err = ffi.new("char[512]")
+        out = ffi.new("struct rb_ctx **")
+        cpath = os.fsencode(path) if path is not None else ffi.NULL
+        rc = lib.rb_open(WORKLOADS[workload], cpath, size, buf_offset, io_align, out, err, 512)
+        if rc != 0:
+            raise MeasurementError(ffi.string(err).decode(errors="replace"))
+        self._ctx = out[0]
+        self._err = err
+        self._res = ffi.new("struct rb_result *")
+
+    def run(self, loops: int, ctl_fds: Sequence[int] = ()) -> BatchResult:
+        if self._ctx is None:
+            raise RuntimeError("ReadLoop is closed")
+        fds = ffi.new("int[]", list(ctl_fds)) if ctl_fds else ffi.NULL
+        rc = lib.rb_run(self._ctx, loops, fds, len(ctl_fds), self._res, self._err, 512)
+        if rc != 0:
+            msg = ffi.string(self._err).decode(errors="replace")
+            raise MeasurementError(f"{msg} [{errno_mod.errorcode.get(-rc, rc)}]")
+        r = self._res
+        return BatchResult(int(r.ns), int(r.ops), int(r.syscalls), int(r.bytes), int(r.evictions))
+
+    def calibrate(self, target_ns: float) -> int:
+        """Loops whose batch takes about `target_ns`, from untimed trial batches growing ×4
+        until one lasts min(target/4, 20 ms) — long enough to scale from, short enough
+        not to waste a side pass."""
+        trial_ns = min(target_ns / 4, 20e6)
+        loops = 1
+        while True:
+            r = self.run(loops)
+            if r.ns >= trial_ns or loops >= 1 << 26:
+                return max(1, int(loops * target_ns / max(r.ns, 1)))
+            loops *= 4
+
+    def buffer(self) -> bytes:
+        """Bytes currently in the user buffer (what the last read delivered)."""
+        return bytes(ffi.buffer(lib.rb_buffer(self._ctx), self.size))
+
+    def buffer_address(self) -> int:
+        return int(ffi.cast("uintptr_t", lib.rb_buffer(self._ctx)))
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            lib.rb_close(self._ctx)
+            self._ctx = None
+
+    def __enter__(self) -> ReadLoop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def dio_alignment(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(memory, offset) alignment for O_DIRECT from statx STATX_DIOALIGN; (0, 0) if unreported."""
+    mem = ffi.new("uint32_t *")
+    off = ffi.new("uint32_t *")
+    rc = lib.rb_dio_align(os.fsencode(path), mem, off)
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc), str(path))
+    return int(mem[0]), int(off[0])
+
+
+def resident_pages(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(resident, total) page-cache pages of a file, by mincore()."""
+    total = ffi.new("int64_t *")
+    rc = lib.rb_resident_pages(os.fsencode(path), total)
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc), str(path))
+    return int(rc), int(total[0])

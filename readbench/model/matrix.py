@@ -1,0 +1,369 @@
+"""The benchmark matrix: which cells (workload × size × buffer offset × hook) a run measures.
+
+A matrix is a union of blocks, each a cross product. A single product cannot express
+"every size without a hook, a few sizes with every hook" without tripling the run time,
+so presets and TOML files list blocks. Everything is validated here, before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from readbench.errors import BadInput
+from readbench.model.workloads import WORKLOADS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KiB = 1024
+MiB = 1024 * KiB
+SMALL_SIZES = [1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65]
+LARGE_SIZES = [128, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]
+DESIGN_SIZES = SMALL_SIZES + LARGE_SIZES
+DEFAULT_MAX_SIZE = MiB
+PRESETS = ("quick", "default", "full")
+AA_SUFFIX = "#aa"
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": 1024 * MiB}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """'64', '4K', '4KiB', '1M' -> bytes. Rejects 0, negatives and garbage with BadInput."""
+    if isinstance(text, bool):
+        raise BadInput(f"{what} {text!r}: not a size (expected bytes like 64, 4K, 1M)")
+    if isinstance(text, int):
+        n = text
+    else:
+        m = _SIZE_RE.match(str(text))
+        if not m:
+            raise BadInput(
+                f"{what} {text!r}: not a size (expected a positive number of bytes like 64, 4K, 1M)"
+            )
+        n = int(m.group(1)) * _UNITS[(m.group(2) or "")[:1].lower()]
+    if n <= 0:
+        raise BadInput(f"{what} {text!r}: must be greater than 0 bytes")
+    return n
+
+
+def parse_sizes(text: str) -> list[int]:
+    out = [parse_size(t, "size") for t in text.split(",") if t.strip()]
+    if not out:
+        raise BadInput(f"--sizes {text!r}: no sizes given")
+    return out
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    out = [t.strip() for t in text.split(",") if t.strip()]
+    if not out:
+        raise BadInput(f"{what} {text!r}: empty list")
+    return out
+
+
+def check_workload(name: str) -> str:
+    if name not in WORKLOADS:
+        raise BadInput(f"workload {name!r}: unknown (choose from {', '.join(WORKLOADS)})")
+    return name
+
+
+def cell_name(workload: str, size: int, buf_offset: int, hook: str, aa_copy: bool = False) -> str:
+    off = f"+{buf_offset}" if buf_offset else ""
+    return f"{workload}/{size}{off}/{hook}{AA_SUFFIX if aa_copy else ''}"
+
+
+def cell_slug(name: str) -> str:
+    """A file-name-safe form of a cell name (stable, used for side files)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_")
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: str
+    size: int
+    hook: str = "none"
+    buf_offset: int = 0
+    aa_copy: bool = False
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.workload, self.size, self.buf_offset, self.hook, self.aa_copy)
+
+    @property
+    def slug(self) -> str:
+        return cell_slug(self.name)
+
+    @property
+    def baseline(self) -> str | None:
+        """Name of the cell this one is compared against (None for a baseline)."""
+        if self.hook == "none" and not self.aa_copy:
+            return None
+        return cell_name(self.workload, self.size, self.buf_offset, "none")
+
+
+@dataclass
+class Block:
+    workloads: list[str]
+    sizes: list[int]
+    hooks: list[str] = field(default_factory=lambda: ["none"])
+    buf_offsets: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class Matrix:
+    name: str
+    blocks: list[Block]
+    rounds: int = 5
+    processes_per_round: int = 2
+    values: int = 3
+    warmups: int = 1
+    min_time: float = 0.02  # seconds per pyperf value; the C loop makes short values precise
+    max_size: int = DEFAULT_MAX_SIZE
+    perf: bool = False  # run the perf attribution pass per baseline cell
+    bpf_stats: bool = True  # run the BPF_ENABLE_STATS side pass per hooked cell
+    copy: bool = False  # run the user-space copy-strategy sweep
+    aa: bool = False
+
+    def cells(self) -> list[Cell]:
+        seen: dict[str, Cell] = {}
+        for b in self.blocks:
+            for w in b.workloads:
+                for s in b.sizes:
+                    for off in b.buf_offsets:
+                        for h in b.hooks:
+                            c = Cell(w, s, h, off)
+                            seen.setdefault(c.name, c)
+                        if self.aa:
+                            c = Cell(w, s, "none", off, aa_copy=True)
+                            seen.setdefault(c.name, c)
+        # Every hooked or A/A cell needs its baseline in the same run.
+        for c in list(seen.values()):
+            if c.baseline and c.baseline not in seen:
+                base = Cell(c.workload, c.size, "none", c.buf_offset)
+                seen[base.name] = base
+        return list(seen.values())
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["processes"] = self.rounds * self.processes_per_round
+        return d
+
+    def narrowed(
+        self,
+        workloads: Sequence[str] | None = None,
+        sizes: Sequence[int] | None = None,
+        hooks: Sequence[str] | None = None,
+        buf_offsets: Sequence[int] | None = None,
+    ) -> Matrix:
+        """Replace axes given on the command line in every block (then drop duplicates)."""
+        blocks: list[Block] = []
+        for b in self.blocks:
+            ws = b.workloads
+            if workloads is not None:
+                ws = list(workloads)
+            nb = Block(
+                ws,
+                list(sizes) if sizes is not None else b.sizes,
+                list(hooks) if hooks is not None else b.hooks,
+                list(buf_offsets) if buf_offsets is not None else b.buf_offsets,
+            )
+            if nb not in blocks:
+                blocks.append(nb)
+        return replace(self, blocks=blocks)
+
+
+HookDefaults = Callable[[list[str]], list[str]] | list[str]
+
+
+def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
+    def hooked(*workloads: str) -> list[str]:
+        # Per block: a pread64 tracepoint on a read() workload would only be skipped.
+        hs = default_hooks(list(workloads)) if callable(default_hooks) else default_hooks
+        return [h for h in hs if h != "none"]
+
+    if name == "quick":
+        rawtp = [h for h in hooked("cached") if h.startswith("rawtp:sys_enter")]
+        quick_hooks = ["none", *rawtp[:1]]
+        return Matrix(
+            "quick",
+            [
+                Block(["cached"], [64, 4 * KiB], quick_hooks),
+                Block(["pipe"], [64], ["none"]),
+            ],
+            rounds=3,
+            processes_per_round=2,
+            values=3,
+            bpf_stats=True,
+        )
+    if name == "default":
+        return Matrix(
+            "default",
+            [
+                Block(["cached", "cached-stream", "pipe"], DESIGN_SIZES),
+                Block(["uncached"], [64, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
+                Block(["direct"], [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
+                Block(["cached"], [1, 64, 4 * KiB, 64 * KiB, MiB], ["none", *hooked("cached")]),
+                Block(["pipe"], [64, 4 * KiB], ["none", *hooked("pipe")]),
+            ],
+            rounds=5,
+            processes_per_round=2,
+            perf=True,
+            copy=True,
+        )
+    if name == "full":
+        return Matrix(
+            "full",
+            [
+                Block(["cached"], DESIGN_SIZES, ["none", *hooked("cached")]),
+                Block(["cached-stream", "pipe"], DESIGN_SIZES, ["none", *hooked("pipe")]),
+                Block(["uncached"], DESIGN_SIZES, ["none", *hooked("uncached")]),
+                Block(["direct"], [512, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
+                Block(["cached"], [64, 4 * KiB], ["none"], list(range(0, 64, 7))),
+            ],
+            rounds=10,
+            processes_per_round=2,
+            perf=True,
+            copy=True,
+        )
+    raise BadInput(
+        f"--matrix {name!r}: unknown preset (choose {', '.join(PRESETS)} or a .toml file)"
+    )
+
+
+_TOP_KEYS = {
+    "rounds": int,
+    "processes_per_round": int,
+    "values": int,
+    "warmups": int,
+    "min_time": float,
+    "max_size": (int, str),
+    "perf": bool,
+    "bpf_stats": bool,
+    "copy": bool,
+    "aa": bool,
+}
+
+
+def load_matrix(spec: str, default_hooks: HookDefaults) -> Matrix:
+    """A preset name or a TOML file path."""
+    if spec in PRESETS:
+        return _preset(spec, default_hooks)
+    path = Path(spec)
+    if not path.suffix == ".toml":
+        raise BadInput(f"--matrix {spec!r}: not a preset ({', '.join(PRESETS)}) nor a .toml file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"--matrix {spec}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"--matrix {spec}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"--matrix {spec}: malformed TOML: {e}") from None
+    return matrix_from_dict(raw, source=spec)
+
+
+def matrix_from_dict(raw: dict[str, Any], source: str) -> Matrix:
+    unknown = set(raw) - set(_TOP_KEYS) - {"block", "name"}
+    if unknown:
+        raise BadInput(f"matrix {source}: unknown key(s) {sorted(unknown)}")
+    kw: dict[str, Any] = {}
+    for k, typ in _TOP_KEYS.items():
+        if k in raw:
+            v = raw[k]
+            if k == "max_size":
+                v = parse_size(v, f"matrix {source}: max_size")
+            elif typ is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            elif not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+                raise BadInput(f"matrix {source}: {k} = {v!r} must be of type {typ}")
+            kw[k] = v
+    blocks_raw = raw.get("block")
+    if not isinstance(blocks_raw, list) or not blocks_raw:
+        raise BadInput(f"matrix {source}: needs at least one [[block]] with workloads and sizes")
+    blocks = []
+    for i, b in enumerate(blocks_raw):
+        where = f"matrix {source}: block {i + 1}"
+        if not isinstance(b, dict):
+            raise BadInput(f"{where}: must be a table")
+        extra = set(b) - {"workloads", "sizes", "hooks", "buf_offsets"}
+        if extra:
+            raise BadInput(f"{where}: unknown key(s) {sorted(extra)}")
+        for key in ("workloads", "sizes"):
+            if not isinstance(b.get(key), list) or not b[key]:
+                raise BadInput(f"{where}: '{key}' must be a non-empty list")
+        blocks.append(
+            Block(
+                [str(w) for w in b["workloads"]],
+                [parse_size(s, f"{where}: size") for s in b["sizes"]],
+                [str(h) for h in b.get("hooks", ["none"])],
+                [int(o) for o in b.get("buf_offsets", [0])],
+            )
+        )
+    return Matrix(str(raw.get("name", Path(source).stem)), blocks, **kw)
+
+
+def validate(
+    matrix: Matrix,
+    *,
+    parse_hook: Any,
+    io_align: int | None,
+) -> list[Cell]:
+    """Check every cell against the rules; return the cells or raise BadInput naming the cell.
+
+    parse_hook: callable str -> HookSpec (readbench.model.hookspec.parse), raising BadInput.
+    io_align: O_DIRECT alignment of the data dir (None: O_DIRECT unsupported there;
+    -1: not known yet, skip the O_DIRECT filesystem rules).
+    """
+    for field_name, lo in (
+        ("rounds", 1),
+        ("processes_per_round", 1),
+        ("values", 1),
+        ("warmups", 0),
+    ):
+        v = getattr(matrix, field_name)
+        if v < lo:
+            raise BadInput(f"matrix {matrix.name}: {field_name} = {v} must be >= {lo}")
+    if not 0.001 <= matrix.min_time <= 10:
+        raise BadInput(
+            f"matrix {matrix.name}: min_time = {matrix.min_time} must be in [0.001, 10] s"
+        )
+    cells = matrix.cells()
+    hook_names: dict[str, str] = {}
+    out: list[Cell] = []
+    for c in cells:
+        check_workload(c.workload)
+        if c.size > matrix.max_size:
+            raise BadInput(
+                f"cell {c.name}: size {c.size} exceeds the maximum {matrix.max_size} bytes "
+                f"(raise max_size in a matrix file)"
+            )
+        if not 0 <= c.buf_offset <= 63:
+            raise BadInput(f"cell {c.name}: buffer offset {c.buf_offset} must be within 0..63")
+        if c.workload == "direct":
+            if c.buf_offset:
+                raise BadInput(f"cell {c.name}: O_DIRECT needs an aligned buffer (buffer offset 0)")
+            if io_align is None:
+                raise BadInput(
+                    f"cell {c.name}: the data directory's filesystem does not support O_DIRECT "
+                    f"(choose another --data-dir or drop the direct workload)"
+                )
+            if io_align not in (-1, 0) and c.size % io_align:
+                raise BadInput(
+                    f"cell {c.name}: O_DIRECT size {c.size} is not a multiple of the "
+                    f"data directory's DIO alignment ({io_align} bytes)"
+                )
+        if c.hook not in hook_names:
+            hook_names[c.hook] = parse_hook(c.hook).name
+        canon = hook_names[c.hook]
+        out.append(replace(c, hook=canon))
+    # Canonicalising hook spellings can create duplicates ("rawtp:sys_enter" == "...:empty").
+    uniq: dict[str, Cell] = {}
+    for c in out:
+        uniq.setdefault(c.name, c)
+    return list(uniq.values())

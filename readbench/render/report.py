@@ -1,0 +1,340 @@
+"""HTML report of one run: `write_report(run_dir, out_dir) -> Path` (design §7).
+
+One self-contained index.html: figures are PNG data: URIs, CSS is inline, there is
+no script, and a Content-Security-Policy forbids any fetch, so the page works
+offline and cannot leak. Every string from the results directory goes through
+jinja2 autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from readbench.analysis.stats import (
+    RunData,
+    analyze_loaded,
+    load_run,
+    parse_cell_name,
+    read_side_json,
+)
+from readbench.kernel.cpu import COPY_FLAGS
+from readbench.render import figures
+from readbench.store.rundir import atomic_write_text
+
+# Flags that decide the kernel's copy routine (kernel-copy-paths.md) or the noise level.
+KEY_FLAGS = (*COPY_FLAGS, "smap", "hypervisor")
+# Content-Security-Policy: no network, images only from data: URIs, no scripts.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("readbench.render", "templates"),
+        autoescape=True,  # every label from input is escaped, whatever the template extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["pval"] = _pval
+    env.filters["pct"] = _pct
+    env.filters["size"] = figures.size_label
+    return env
+
+
+def _num(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, (int, float)):
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def _pval(x: Any) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}"
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    return "–" if x is None else f"{x * 100:.{digits}f} %"
+
+
+def render(template: str, **ctx: Any) -> str:
+    return _env().get_template(template).render(csp=CSP, **ctx)
+
+
+def _cell_fields(name: str) -> dict[str, Any]:
+    try:
+        w, s, off, hook, aa = parse_cell_name(name)
+    except (ValueError, AttributeError):
+        return {}
+    return {"workload": w, "size": s, "buf_offset": off, "hook": hook, "aa_copy": aa}
+
+
+def _side_files(run_dir: Path, sub: str) -> list[dict[str, Any]]:
+    out = []
+    d = run_dir / sub
+    if d.is_dir():
+        for p in sorted(d.glob("*.json")):
+            obj = read_side_json(p)
+            if isinstance(obj, dict) and isinstance(obj.get("cell"), str):
+                obj = {**obj, **_cell_fields(obj["cell"]), "_file": p.name}
+                if "workload" in obj:
+                    out.append(obj)
+    return out
+
+
+def _counters(obj: Any) -> list[dict[str, Any]]:
+    """perf counters as {name, value, hardware}; accepts a mapping or a list."""
+    if isinstance(obj, dict):
+        items = [
+            {"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in obj.items()
+        ]
+    elif isinstance(obj, list):
+        items = [v for v in obj if isinstance(v, dict)]
+    else:
+        return []
+    return [
+        {
+            "name": str(i.get("name", "?")),
+            "value": i.get("value"),
+            "hardware": i.get("hardware", i.get("kind") == "hardware"),
+        }
+        for i in items
+    ]
+
+
+def _programs(snapshot: Any) -> list[dict[str, Any]]:
+    progs = snapshot.get("programs") if isinstance(snapshot, dict) else None
+    if isinstance(progs, dict):
+        progs = [{"name": k, **v} for k, v in progs.items() if isinstance(v, dict)]
+    if not isinstance(progs, list):
+        return []
+    return [p for p in progs if isinstance(p, dict)]
+
+
+def _program_totals(snapshot: Any) -> dict[str, tuple[int, int]]:
+    """{program key: (run_cnt, run_time_ns)}; keyed by id when present, else name."""
+    out = {}
+    for p in _programs(snapshot):
+        key = str(p.get("id", p.get("name", "?")))
+        out[key] = (int(p.get("run_cnt") or 0), int(p.get("run_time_ns") or 0))
+    return out
+
+
+def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
+    """(run_cnt, run_time_ns) of the measured loop: snapshot − snapshot_before
+    (totals count from program load); False when there are no programs."""
+    after = _program_totals(obj.get("snapshot"))
+    before = _program_totals(obj.get("snapshot_before"))
+    run_cnt = sum(v[0] - before.get(k, (0, 0))[0] for k, v in after.items())
+    run_ns = sum(v[1] - before.get(k, (0, 0))[1] for k, v in after.items())
+    return run_cnt, run_ns, bool(after)
+
+
+def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Split each hooked cell's Δ into BPF program time and mechanism time.
+
+    program ns/op = (run_time_ns − floor ns/run × run_cnt) / ops, where the floor is
+    the same program with a never-matching filter (what the stats' own clock reads
+    and the dispatch cost inside the measured span); without a floor in the side file
+    the raw run_time_ns is used and said so. mechanism = Δ (timing pass) − program."""
+    by_name = {c["name"]: c for c in comps}
+    rows = []
+    for obj in _side_files(run_dir, "bpf"):
+        run_cnt, run_ns, has_progs = _delta_totals(obj)
+        ops = obj.get("ops")
+        ok = isinstance(ops, (int, float)) and ops > 0 and has_progs
+        floor = obj.get("floor") if isinstance(obj.get("floor"), dict) else None
+        floor_per_run = None
+        if floor is not None:
+            f_cnt, f_ns, f_ok = _delta_totals(floor)
+            if f_ok and f_cnt > 0:
+                floor_per_run = f_ns / f_cnt
+        raw_ns = run_ns / ops if ok else None
+        program_ns = raw_ns
+        if ok and floor_per_run is not None:
+            program_ns = (run_ns - floor_per_run * run_cnt) / ops
+        c = by_name.get(obj["cell"], {})
+        delta = c.get("delta_ns")
+        rows.append(
+            {
+                "cell": obj["cell"],
+                "workload": obj["workload"],
+                "size": obj["size"],
+                "hook": obj["hook"],
+                "programs": [str(p.get("name", "?")) for p in _programs(obj.get("snapshot"))],
+                "run_cnt": run_cnt,
+                "runs_per_op": run_cnt / ops if ok else None,
+                "ns_per_run": run_ns / run_cnt if run_cnt else None,
+                "floor_ns_per_run": floor_per_run,
+                "raw_program_ns": raw_ns,
+                "program_ns": program_ns,
+                "side_ns_per_op": obj.get("ns_per_op"),
+                "delta_ns": delta,
+                "mechanism_ns": (delta - program_ns)
+                if delta is not None and program_ns is not None
+                else None,
+                "significant": c.get("significant"),
+            }
+        )
+    return rows
+
+
+def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    probe = manifest.get("probe") or {}
+    cpu = probe.get("cpu") or {}
+    flags = cpu.get("flags") or []
+    flags = [str(f) for f in flags] if isinstance(flags, list) else str(flags).split()
+    kernel = probe.get("kernel") or {}
+    routine = probe.get("copy_routine") or {}
+    perf = probe.get("perf") or {}
+    attach = probe.get("attach_types") or {}
+    # the kernel's view (copy_flags) decides the copy routine; /proc/cpuinfo flags otherwise
+    kview = cpu.get("copy_flags") if isinstance(cpu.get("copy_flags"), dict) else {}
+    key_flags = [(f, bool(kview[f]) if f in kview else f in flags) for f in KEY_FLAGS]
+    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(probe.get("virtualization"))
+    kcheck = (
+        routine.get("kallsyms_check") if isinstance(routine.get("kallsyms_check"), dict) else {}
+    )
+    return {
+        "cpu_model": cpu.get("model", "unknown (not in manifest.probe)"),
+        "cpu_vendor": cpu.get("vendor"),
+        "cpu_count": cpu.get("count"),
+        "flags": flags,
+        "key_flags": key_flags,
+        "kernel": kernel.get("release", "unknown"),
+        "cmdline": kernel.get("cmdline"),
+        "routine": routine.get("name", "unknown"),
+        "routine_why": routine.get("why", ""),
+        "routine_symbol": routine.get("symbol"),
+        "routine_check": kcheck.get("status"),
+        "hw_counters": perf.get("hardware_counters"),
+        "perf_reason": perf.get("reason"),
+        "vm": vm,
+        "attach": [
+            (str(k), v.get("available"), v.get("reason", ""))
+            for k, v in (attach.items() if isinstance(attach, dict) else [])
+            if isinstance(v, dict)
+        ],
+        "versions": manifest.get("versions") or {},
+    }
+
+
+def build_context(
+    run_dir: Path,
+    analysis: dict[str, Any],
+    manifest: dict[str, Any],
+    values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    alpha, margin = analysis["alpha"], analysis["margin"]
+    comps, aa = analysis["comparisons"], analysis["aa"]
+    perf = _side_files(run_dir, "perf")
+    for p in perf:
+        # unsupported counters have no value: listing them as 0 would be a made-up number
+        p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
+    copy = read_side_json(run_dir / "copy.json")
+    copy = copy if isinstance(copy, dict) else {}
+    copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
+    bpf = bpf_rows(run_dir, comps)
+    figs = {
+        "overhead": figures.overhead_vs_size(comps, margin),
+        "heatmap": figures.overhead_heatmap(comps, alpha),
+        "dist": figures.distributions(analysis["cells"]),
+        "ecdf": figures.ecdfs(analysis["cells"], values or {}),
+        "copyfrac": figures.copy_fraction(perf),
+        "copysweep": figures.copy_strategies(copy_results),
+        "progmech": figures.program_vs_mechanism(bpf),
+        "aa": figures.aa_forest(aa, analysis["aa_false_positive_rate"], alpha),
+    }
+    m = machine_info(manifest)
+    counters_hw = [c["hardware"] for p in perf for c in p["counter_list"]]
+    return {
+        "title": f"readbench report — {analysis['run_id']}",
+        "a": analysis,
+        "manifest": manifest,
+        "synthetic": manifest.get("synthetic"),
+        "machine": m,
+        "matrix": manifest.get("matrix") or {},
+        "blocks": matrix_blocks(manifest.get("matrix") or {}),
+        "unavailable": [u for u in manifest.get("unavailable") or [] if isinstance(u, dict)],
+        "failed": [f for f in manifest.get("failed") or [] if isinstance(f, dict)],
+        "side_failures": [f for f in manifest.get("side_failures") or [] if isinstance(f, dict)],
+        "timing_notes": [str(n) for n in manifest.get("timing_notes") or []],
+        "perf": perf,
+        "software_counters_only": bool(counters_hw) and not any(counters_hw),
+        "copy_results": copy_results,
+        "copy_skipped": [s for s in copy.get("skipped") or [] if isinstance(s, dict)],
+        "bpf": bpf,
+        "figs": figs,
+        "alpha": alpha,
+        "margin": margin,
+    }
+
+
+def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """The matrix as blocks of workloads × sizes × hooks (older/flat manifests: one block)."""
+    blocks = matrix.get("blocks")
+    if not isinstance(blocks, list):
+        blocks = [matrix]
+    out = []
+    for b in blocks:
+        if isinstance(b, dict):
+            out.append(
+                {
+                    k: [str(x) for x in b.get(k) or []]
+                    for k in ("workloads", "sizes", "hooks", "buf_offsets")
+                }
+            )
+    return out
+
+
+def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:
+    """`reports/` -> `reports/<run-id>/`; a directory already named after the run is
+    used as is, so both `write_report(run, Path("reports"))` and
+    `write_report(run, Path("reports") / run_id)` land in the same place."""
+    out_dir = Path(out_dir)
+    return out_dir if out_dir.name in (run_id, Path(run_dir).name) else out_dir / run_id
+
+
+def default_alpha(manifest: dict[str, Any]) -> float:
+    """α of a run: its matrix.alpha when valid, else 0.01."""
+    a = (manifest.get("matrix") or {}).get("alpha")
+    return float(a) if isinstance(a, (int, float)) and 0 < a < 1 else 0.01
+
+
+def write_report(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    alpha: float | None = None,
+    margin: float = 0.02,
+    analysis: dict[str, Any] | None = None,
+    loaded: RunData | None = None,
+) -> Path:
+    """Analyze `run_dir` (unless `analysis` is given) and write
+    `<out_dir>/<run-id>/index.html` plus `analysis.json` next to it. Returns the
+    index.html path. α defaults to the run's matrix.alpha, else 0.01. `loaded`: the run
+    as stats.load_run() read it, when the caller has it already (read once, not twice)."""
+    run_dir = Path(run_dir)
+    run = loaded if loaded is not None else load_run(run_dir)
+    manifest = run.manifest
+    if analysis is None:
+        alpha = default_alpha(manifest) if alpha is None else alpha
+        analysis = analyze_loaded(run, alpha=alpha, margin=margin)
+    run_id = str(analysis.get("run_id") or run_dir.name)
+    # a run id is a directory name: keep only the last path component
+    safe_id = Path(run_id).name or run_dir.name
+    dest = report_dir(run_dir, out_dir, safe_id)
+    # raw values for the ECDFs; the analysis only keeps per-process summaries
+    values = {name: cell.runs for name, cell in run.cells.items()}
+    ctx = build_context(run_dir, analysis, manifest, values)
+    html = render("report.html.j2", **ctx)
+    atomic_write_text(dest / "analysis.json", json.dumps(analysis, indent=1))
+    atomic_write_text(dest / "index.html", html)
+    return dest / "index.html"

@@ -1,0 +1,51 @@
+"""Terminal output: rich tables of a run's cells and claims (the same verdict words as the
+HTML report)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+
+# Human output goes to stderr; stdout is kept for --json.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def print_cells(res: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="cells (ns per read)")
+    for col in (
+        "cell",
+        "procs",
+        "median",
+        "95% CI",
+        "vs none",
+        "ratio 95% CI",
+        "p (Holm)",
+        "verdict",
+    ):
+        t.add_column(col)
+    comps = {c["name"]: c for c in res.get("comparisons", [])}
+    for c in res.get("cells", []):
+        cmp_ = comps.get(c["name"])
+        ci = c.get("ci95_ns") or [float("nan")] * 2
+        row = [
+            c["name"],
+            str(c.get("n_processes")),
+            f"{c.get('median_ns', float('nan')):.1f}",
+            f"{ci[0]:.1f}–{ci[1]:.1f}",
+        ]
+        if cmp_:
+            rci = cmp_.get("ratio_ci95") or [float("nan")] * 2
+            row += [
+                f"{cmp_.get('delta_ns', float('nan')):+.1f} ns",
+                f"{rci[0]:.3f}–{rci[1]:.3f}",
+                f"{cmp_.get('p_holm', float('nan')):.2g}",
+                cmp_["verdict"],  # stats.verdict: the same words the HTML report uses
+            ]
+        else:
+            row += ["", "", "", "baseline"]
+        t.add_row(*row)
+    console.print(t)
