@@ -17,12 +17,15 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096u
 #define PIPE_CHUNK 65536u
+#define RESIDENCY_SAMPLES 64u /* pages mincore()d per uncached batch, outside the clock */
+#define DIO_PROBE_BYTES 65536u /* O_DIRECT read at open that must leave no cached page */
 
 static const char *const wl_names[] = {"cached", "cached-stream", "uncached", "direct", "pipe"};
 
@@ -136,6 +139,108 @@ int64_t rb_resident_pages(const char *path, int64_t *total_pages)
     return resident;
 }
 
+/* Of `n` pages spread evenly over [off, off + len) of `fd`'s file, how many are in the page
+ * cache (mincore on a PROT_READ mapping; the mapping is never touched, so it faults nothing
+ * in, and it is gone again before any timed loop). *sampled gets the count checked.
+ * Returns >= 0 or a negative errno. */
+static int64_t resident_sample(int fd, uint64_t off, uint64_t len, unsigned n, unsigned *sampled)
+{
+    *sampled = 0;
+    if (len == 0)
+        return 0;
+    uint64_t first = off / PAGE, pages = (off + len + PAGE - 1) / PAGE - first;
+    if (n > pages)
+        n = (unsigned)pages;
+    void *m = mmap(NULL, (size_t)(pages * PAGE), PROT_READ, MAP_SHARED, fd, (off_t)(first * PAGE));
+    if (m == MAP_FAILED)
+        return -errno;
+    int64_t resident = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned char v = 0;
+        uint64_t pg = (uint64_t)i * pages / n; /* first, ..., near the last page */
+        if (mincore((char *)m + pg * PAGE, PAGE, &v) != 0) {
+            resident = -errno;
+            break;
+        }
+        resident += v & 1;
+    }
+    munmap(m, (size_t)(pages * PAGE));
+    *sampled = n;
+    return resident;
+}
+
+/* Name of the filesystem holding `fd`, for error messages. */
+static const char *fs_name(int fd, char *tmp, size_t len)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) != 0)
+        return "unknown";
+    switch ((unsigned long)sf.f_type) {
+    case 0x01021994UL:
+        return "tmpfs";
+    case 0x858458f6UL:
+        return "ramfs";
+    case 0x794c7630UL:
+        return "overlay";
+    case 0x65735546UL:
+        return "fuse";
+    case 0xef53UL:
+        return "ext4";
+    case 0x58465342UL:
+        return "xfs";
+    case 0x9123683eUL:
+        return "btrfs";
+    }
+    snprintf(tmp, len, "f_type 0x%lx", (unsigned long)sf.f_type);
+    return tmp;
+}
+
+/* Untimed, at open: O_DIRECT must not go through the page cache. Drop the first blocks,
+ * prove they are gone, read them with O_DIRECT, and require they are still not cached
+ * (tmpfs, since Linux 6.6, accepts O_DIRECT and serves it as a page-cache copy). */
+static int check_direct_bypass(struct rb_ctx *c, uint64_t align, char *err, size_t errlen)
+{
+    char fsb[32];
+    uint64_t len = c->file_size < DIO_PROBE_BYTES ? c->file_size : DIO_PROBE_BYTES;
+    len = len / align * align;
+    if (len == 0)
+        return 0; /* smaller than one block: rb_run reports that */
+    /* Whole file, after a flush: dirty pages cannot be dropped, and a large folio reaching past
+     * a ranged DONTNEED is kept whole (ext4 uses large folios). */
+    fdatasync(c->fd);
+    int e = posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (e)
+        return fail(err, errlen, e, "workload direct: fadvise(DONTNEED): %s", strerror(e));
+    unsigned n = 0;
+    int64_t before = resident_sample(c->fd, 0, len, RESIDENCY_SAMPLES, &n);
+    if (before < 0)
+        return fail(err, errlen, (int)-before, "workload direct: cannot check the page cache "
+                    "(mmap/mincore: %s)", strerror((int)-before));
+    if (before > 0)
+        return fail(err, errlen, EOPNOTSUPP, "direct: %lld of %u sampled pages still resident after "
+                    "POSIX_FADV_DONTNEED on %s (it does not evict), so O_DIRECT cannot be shown "
+                    "to bypass the page cache; no timing recorded", (long long)before, n, fs_name(c->fd, fsb, sizeof(fsb)));
+    void *tmp = NULL;
+    if (posix_memalign(&tmp, align > PAGE ? align : PAGE, len) != 0)
+        return fail(err, errlen, ENOMEM, "workload direct: out of memory");
+    ssize_t r = pread(c->fd, tmp, len, 0);
+    e = errno;
+    free(tmp);
+    if (r != (ssize_t)len)
+        return fail(err, errlen, r < 0 ? e : EIO, "workload direct: probe read of %llu bytes "
+                    "with O_DIRECT %s", (unsigned long long)len, r < 0 ? strerror(e) : "came up short");
+    int64_t after = resident_sample(c->fd, 0, len, RESIDENCY_SAMPLES, &n);
+    if (after < 0)
+        return fail(err, errlen, (int)-after, "workload direct: cannot check the page cache "
+                    "(mmap/mincore: %s)", strerror((int)-after));
+    if (after > 0)
+        return fail(err, errlen, EOPNOTSUPP, "direct: an O_DIRECT read left %lld of %u sampled "
+                    "pages in the page cache: %s serves O_DIRECT through the page cache, not as "
+                    "direct I/O; no timing recorded", (long long)after, n,
+                    fs_name(c->fd, fsb, sizeof(fsb)));
+    return 0;
+}
+
 int rb_open(int workload, const char *path, uint64_t size, uint32_t buf_offset,
             uint64_t io_align, struct rb_ctx **out, char *err, size_t errlen)
 {
@@ -235,6 +340,9 @@ int rb_open(int workload, const char *path, uint64_t size, uint32_t buf_offset,
     } else if (workload == RB_DIRECT) {
         uint64_t a = io_align ? io_align : 512;
         c->stride = (size + a - 1) / a * a;
+        rc = check_direct_bypass(c, a, err, errlen);
+        if (rc)
+            goto out_close;
     }
     if (workload == RB_CACHED || workload == RB_CACHED_STREAM) {
         /* Warm the page cache with the bytes the loop will read, in 1 MiB chunks (a 256 MiB
@@ -360,6 +468,21 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
                 int e = evict(c, err, errlen);
                 if (e)
                     return e;
+                /* The pages this segment reads must really be gone, or it would time copies
+                 * from the page cache under the name "uncached". Before the clock starts. */
+                uint64_t span = (seg - 1) * c->stride + size;
+                unsigned n = 0;
+                int64_t left = resident_sample(fd, 0, span, RESIDENCY_SAMPLES, &n);
+                if (left < 0)
+                    return fail(err, errlen, (int)-left, "workload uncached: cannot check the "
+                                "eviction (mmap/mincore: %s); no timing recorded",
+                                strerror((int)-left));
+                if (left > 0) {
+                    char fsb[32];
+                    return fail(err, errlen, EAGAIN, "uncached: %lld of %u sampled pages still "
+                                "resident after POSIX_FADV_DONTNEED (%s does not evict?); no "
+                                "timing recorded", (long long)left, n, fs_name(fd, fsb, sizeof(fsb)));
+                }
                 c->pos = 0;
                 res->evictions++;
             }

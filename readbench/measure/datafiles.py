@@ -11,15 +11,21 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from readbench.errors import BadInput
+from readbench.model.workloads import NEEDS_DIRECT_IO, NEEDS_EVICTION
 
 MiB = 1024 * 1024
 CACHED_BYTES = 4 * MiB  # >= 2 × the largest default size
 COLD_BYTES = 512 * MiB  # uncached/direct: 131072 distinct pages before an eviction pass
 PATTERN_BYTES = MiB
-NO_PAGECACHE_FS = {"tmpfs", "ramfs", "devtmpfs", "hugetlbfs", "overlay", "squashfs"}
+# Filesystems whose file pages live only in memory: POSIX_FADV_DONTNEED cannot drop them and
+# O_DIRECT has no device behind it (tmpfs accepts O_DIRECT as a buffered copy since Linux 6.6).
+# rootfs is the initramfs root (ramfs or tmpfs). Stacked or network filesystems (overlay, fuse,
+# virtiofs, 9p) depend on what is underneath: the C loops prove eviction/bypass with mincore().
+NO_PAGECACHE_FS = {"tmpfs", "ramfs", "devtmpfs", "hugetlbfs", "rootfs"}
 
 
 def default_data_dir() -> Path:
@@ -76,6 +82,32 @@ def fs_type(path: Path) -> str:
         if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
             best, best_type = mnt, right.split()[0]
     return best_type
+
+
+def check_workload_fs(data_dir: Path, workloads: Iterable[str]) -> None:
+    """BadInput when `data_dir` is on a filesystem where uncached/direct would measure memory
+    copies under their name. Decided from the mount table alone, so it can run before the
+    directory or any file in it is created."""
+    fs = fs_type(data_dir)
+    if fs not in NO_PAGECACHE_FS:
+        return
+    rules = []
+    for w in sorted(set(workloads)):
+        if w in NEEDS_EVICTION:
+            rules.append(
+                f"workload {w} needs a filesystem that evicts pages on POSIX_FADV_DONTNEED "
+                f"({fs} keeps every page in memory)"
+            )
+        elif w in NEEDS_DIRECT_IO:
+            since = "; it serves O_DIRECT as a page-cache copy since Linux 6.6" * (fs == "tmpfs")
+            rules.append(
+                f"workload {w} needs a filesystem that does real direct I/O "
+                f"({fs} has no device behind it{since})"
+            )
+    if rules:
+        raise BadInput(
+            f"--data-dir {data_dir} is {fs}: {'; '.join(rules)}; use a directory on ext4/xfs/btrfs"
+        )
 
 
 def check_data_dir(data_dir: Path) -> Path:
