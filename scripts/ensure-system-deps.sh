@@ -1,15 +1,14 @@
 #!/bin/sh
 # Install the Debian packages readbench needs, only those missing (idempotent).
-#   clang, llvm       compile the BPF programs (bpf/*.bpf.c)
+#   clang, llvm       compile the BPF programs (readbench/bpf/src/*.bpf.c)
 #   libbpf-dev        libbpf headers for the BPF programs and bench/ C cross-check; libbpf1 at run time
 #   bpftool           generate vmlinux.h from /sys/kernel/btf/vmlinux, list links in tests
-#   linux-perf        perf stat / perf record / perf bench mem
+#   linux-perf        perf bench mem (copy-replica cross-check), perf record (attribution check)
 #   chromium, fonts   the report's headless-browser test
-#   libelf-dev, libtraceevent-dev, linux-source-6.1, flex, bison, make
-#                     build the python-perf bindings (scripts/build-python-perf.sh)
+#   gcc               the cffi C loops (workloads/*.c) and the bench/ C programs
 # Not root: print what is missing and exit 3 (the tests that need them then skip, or fail in CI).
 set -eu
-PKGS="clang llvm libbpf-dev libbpf1 bpftool linux-perf chromium fonts-dejavu-core gcc make libelf-dev libtraceevent-dev flex bison"
+PKGS="clang llvm libbpf-dev libbpf1 bpftool linux-perf chromium fonts-dejavu-core gcc"
 [ -n "${READBENCH_EXTRA_PKGS:-}" ] && PKGS="$PKGS $READBENCH_EXTRA_PKGS"
 
 missing=""

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import pyperf
 
+from readbench.model import schema
+from readbench.model.matrix import Block, Matrix
+
 SYNTHETIC_NOTE = (
     "SYNTHETIC test fixture (tests/synthetic_runs.py): generated numbers, not a measurement"
 )
@@ -81,6 +84,8 @@ def write_run(
     cpu_model: str = "SYNTHETIC CPU (test fixture)",
     side_files: bool = True,
     no_data_cells: Mapping[str, str] | None = None,
+    alpha: float = schema.DEFAULT_ALPHA,
+    margin: float = schema.DEFAULT_MARGIN,
 ) -> Path:
     """Write a synthetic run directory and return it.
 
@@ -198,35 +203,34 @@ def write_run(
                 "skipped": [{"variant": "unrolled", "reason": "synthetic skip"}],
             },
         )
-    manifest = {
-        "schema_version": 1,
-        "run_id": run_id,
-        "created": "2026-01-01T00:00:00Z",
-        "status": "complete",
-        "synthetic": SYNTHETIC_NOTE,
-        "versions": {"readbench": "0.1.0", "pyperf": pyperf.__version__, "python": "3.11"},
-        "probe": probe_object(cpu_model, erms),
-        "matrix": {
-            "workloads": workloads,
-            "sizes": sizes,
-            "hooks": hooks,
-            "buf_offsets": [0],
-            "rounds": 2,
-            "processes_per_round": processes // 2,
-            "values": values,
-            "warmups": 1,
-            "aa": aa,
-            "alpha": 0.01,
-        },
-        "cells": cells,
-        "unavailable": [
-            {
-                "hook": "kprobe:rep_movs_alternative:empty",
-                "workload": "*",
-                "reason": "errno 1 EPERM: synthetic lockdown",
-            }
-        ],
-    }
+    # The same schema the runner writes (readbench.model.schema), with a synthetic note.
+    manifest = schema.new_manifest(
+        run_id=run_id,
+        created="2026-01-01T00:00:00Z",
+        status="complete",
+        synthetic=SYNTHETIC_NOTE,
+        versions={"readbench": "0.1.0", "pyperf": pyperf.__version__, "python": "3.11"},
+        probe=probe_object(cpu_model, erms),
+        matrix=Matrix(
+            "synthetic",
+            [Block(list(workloads), list(sizes), list(hooks), [0])],
+            rounds=2,
+            processes_per_round=processes // 2,
+            values=values,
+            warmups=1,
+            aa=aa,
+        ).to_json(),
+        alpha=alpha,
+        margin=margin,
+        cells=cells,
+    )
+    manifest["unavailable"] = [
+        {
+            "hook": "kprobe:rep_movs_alternative:empty",
+            "workload": "*",
+            "reason": "errno 1 EPERM: synthetic lockdown",
+        }
+    ]
     _write_json(path / "manifest.json", manifest)
     return path
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyperf
 import pytest
 
+from readbench.model import schema
 from tests.conftest import require
 
 RB = [sys.executable, "-m", "readbench"]
@@ -202,16 +203,19 @@ def test_sigkill_leaves_no_worker(tmp_path: Path) -> None:
 
 def test_run_json_and_pyperf_compat(tmp_path: Path) -> None:
     r = rb("run", "--matrix", "quick", "--hooks", "none", "--no-copy", "--no-progress", "--aa",
-           "--rounds", "2", "--out", str(tmp_path / "res"), "--json")  # fmt: skip
+           "--rounds", "2", "--alpha", "0.05", "--out", str(tmp_path / "res"),
+           "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {"run_dir", "cells", "significant", "aa_false_positive_rate"} <= set(out)
+    assert out["alpha"] == 0.05
     assert isinstance(out["aa_false_positive_rate"], float)
     run_dir = Path(out["run_dir"])
     names = {c["name"] for c in out["cells"]}
     assert "cached/64/none" in names and "cached/64/none#aa" in names
     m = json.loads((run_dir / "manifest.json").read_text())
-    assert m["schema_version"] == 1 and m["probe"]["kernel"]["release"]
+    assert m["schema_version"] == schema.SCHEMA_VERSION
+    assert m["analysis"]["alpha"] == 0.05 and m["probe"]["kernel"]["release"]
     assert m["versions"]["pyperf"] == pyperf.__version__
     # pyperf's own tools read the suite as it is.
     for cmd in (["show"], ["stats"]):

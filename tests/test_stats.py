@@ -19,6 +19,7 @@ from synthetic_runs import write_run
 
 from readbench.analysis import stats
 from readbench.errors import BadInput
+from readbench.model.matrix import parse_cell_name
 
 PROPS = settings(
     derandomize=True,
@@ -205,7 +206,7 @@ def test_holm_is_at_least_raw_and_bh_between() -> None:
     ],
 )
 def test_parse_cell_name(name: str, expected: tuple) -> None:
-    assert stats.parse_cell_name(name) == expected
+    assert parse_cell_name(name) == expected
 
 
 # --------------------------------------------------------------------- analyze_run
@@ -283,15 +284,33 @@ def test_missing_manifest(tmp_path: Path) -> None:
     [
         ("{not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
-        ('{"cells": 3}', "'cells' must be a list"),
-        ('{"cells": [{"nom": 1}]}', r"cells\[0\] must be an object with a string 'name'"),
-        ('{"cells": [{"name": "no-slashes"}]}', "is not WORKLOAD/SIZE"),
-        ('{"cells": [], "probe": []}', "'probe' must be an object"),
+        ('{"cells": 3}', "schema_version None"),  # the version is the first rule
     ],
 )
 def test_malformed_manifest(tmp_path: Path, text: str, rule: str) -> None:
     run = write_run(tmp_path / "r", sizes=(64,), processes=2)
     (run / "manifest.json").write_text(text)
+    with pytest.raises(BadInput, match=rule) as e:
+        stats.analyze_run(run)
+    assert "manifest.json" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "key,value,rule",
+    [
+        ("cells", 3, "'cells' must be a list"),
+        ("cells", [{"nom": 1}], r"cells\[0\] must be an object with a string 'name'"),
+        ("cells", [{"name": "no-slashes"}], "is not WORKLOAD/SIZE"),
+        ("probe", [], "'probe' must be an object"),
+        ("analysis", {"alpha": 2, "margin": 0.02}, "analysis.alpha 2: must be within"),
+    ],
+)
+def test_manifest_rules(tmp_path: Path, key: str, value: object, rule: str) -> None:
+    """A current-version manifest with one field broken: the message names file and rule."""
+    run = write_run(tmp_path / "r", sizes=(64,), processes=2)
+    m = json.loads((run / "manifest.json").read_text())
+    m[key] = value
+    (run / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BadInput, match=rule) as e:
         stats.analyze_run(run)
     assert "manifest.json" in str(e.value)

@@ -30,7 +30,6 @@ from rich.text import Text
 
 from readbench.analysis.stats import (
     DEFAULT_BOOT,
-    RunData,
     analyze_loaded,
     apply_family,
     baseline_of,
@@ -39,12 +38,12 @@ from readbench.analysis.stats import (
     compare_groups,
     hodges_lehmann,
     json_clean,
-    load_run,
     per_process_medians,
 )
 from readbench.errors import BadInput
 from readbench.render import figures
 from readbench.render.report import machine_info, matrix_blocks, render
+from readbench.store.load import RunData, load_run
 from readbench.store.rundir import atomic_write_text
 
 SCHEMA = "readbench.compare/1"

@@ -6,7 +6,6 @@ two-level bootstrap (resample processes, then values inside each chosen process)
 
 Public API:
     analyze_run(run_dir, alpha=0.01, margin=0.02) -> dict   (JSON-able)
-    load_run(run_dir) -> RunData
     compare_groups(a_runs, b_runs, ...) -> dict             (one B-vs-A comparison, uncorrected)
     bootstrap_two_level(runs, ...) -> (medians, means)      (bootstrap replicates)
     hodges_lehmann(a, b) -> float
@@ -15,194 +14,24 @@ Public API:
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyperf
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
 from readbench.errors import BadInput
+from readbench.store.load import CellData, RunData, load_run
 
-NS_PER_S = 1e9
 DEFAULT_BOOT = 2000
 POWER = 0.8
 SCHEMA = "readbench.analysis/1"
-
-
-# --------------------------------------------------------------------------- loading
-
-
-@dataclass
-class CellData:
-    name: str
-    workload: str
-    size: int
-    buf_offset: int
-    hook: str
-    aa_copy: bool
-    status: str = "ok"
-    reason: str = ""
-    # one array per worker process, ns per read op
-    runs: list[np.ndarray] = field(default_factory=list)
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return (self.workload, self.size, self.buf_offset)
-
-    @property
-    def n_values(self) -> int:
-        return int(sum(len(r) for r in self.runs))
-
-
-@dataclass
-class RunData:
-    run_dir: Path
-    manifest: dict[str, Any]
-    cells: dict[str, CellData]
-    # manifest cells without any data in suite.json (failed, unavailable, not reached)
-    no_data: list[dict[str, Any]]
-    # benchmark names in suite.json that the manifest does not list
-    unlisted: list[str]
-
-
-def parse_cell_name(name: str) -> tuple[str, int, int, str, bool]:
-    """`WORKLOAD/SIZE[+OFF]/HOOK[#aa]` -> (workload, size, offset, hook, aa_copy).
-    The hook may itself contain '/', so split only twice."""
-    parts = name.split("/", 2)
-    if len(parts) != 3:
-        raise ValueError(f"cell name {name!r} is not WORKLOAD/SIZE[+OFFSET]/HOOK")
-    workload, size_s, hook = parts
-    off = 0
-    if "+" in size_s:
-        size_s, off_s = size_s.split("+", 1)
-        off = int(off_s)
-    aa = hook.endswith("#aa")
-    if aa:
-        hook = hook[: -len("#aa")]
-    return workload, int(size_s), off, hook, aa
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise BadInput(f"{path}: missing ({what})") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-def read_side_json(path: Path) -> Any | None:
-    """A side file (perf/, bpf/, copy.json): None when absent or unreadable, since the
-    report must still render from the suite alone."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BadInput(
-            f"run directory {run_dir}: does not exist or is not a directory "
-            "(expected results/<run-id>/ written by `readbench run`)"
-        )
-    manifest = _read_json(run_dir / "manifest.json", "every run directory has a manifest.json")
-    if not isinstance(manifest, dict):
-        raise BadInput(f"{run_dir / 'manifest.json'}: must be a JSON object")
-    cells = manifest.get("cells")
-    if not isinstance(cells, list):
-        raise BadInput(f"{run_dir / 'manifest.json'}: 'cells' must be a list of cell objects")
-    for i, c in enumerate(cells):
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-            raise BadInput(
-                f"{run_dir / 'manifest.json'}: cells[{i}] must be an object with a string 'name'"
-            )
-    for key in ("probe", "matrix"):
-        if key in manifest and not isinstance(manifest[key], dict):
-            raise BadInput(f"{run_dir / 'manifest.json'}: '{key}' must be an object")
-    if "unavailable" in manifest and not isinstance(manifest["unavailable"], list):
-        raise BadInput(f"{run_dir / 'manifest.json'}: 'unavailable' must be a list")
-    return manifest
-
-
-def load_run(run_dir: Path) -> RunData:
-    """Read manifest.json + suite.json; BadInput names the file and the rule broken."""
-    run_dir = Path(run_dir)
-    manifest = load_manifest(run_dir)
-    suite_path = run_dir / "suite.json"
-    if not suite_path.exists():
-        raise BadInput(
-            f"{suite_path}: missing (the run has no finished cell yet; "
-            "suite.json is written when the first cell completes)"
-        )
-    try:
-        suite = pyperf.BenchmarkSuite.load(str(suite_path))
-    except Exception as e:  # pyperf raises ValueError/KeyError/JSONDecodeError alike
-        raise BadInput(
-            f"{suite_path}: not a pyperf BenchmarkSuite ({type(e).__name__}: {e})"
-        ) from None
-
-    data: dict[str, list[np.ndarray]] = {}
-    for bench in suite.get_benchmarks():
-        runs = [np.asarray(r.values, dtype=float) * NS_PER_S for r in bench.get_runs() if r.values]
-        if runs:
-            data[bench.get_name()] = runs
-
-    cells: dict[str, CellData] = {}
-    no_data: list[dict[str, Any]] = []
-    for c in manifest["cells"]:
-        name = c["name"]
-        try:
-            w, s, off, hook, aa = parse_cell_name(name)
-        except ValueError as e:
-            raise BadInput(f"{run_dir / 'manifest.json'}: {e}") from None
-        cell = CellData(
-            name=name,
-            workload=str(c.get("workload", w)),
-            size=int(c.get("size", s)),
-            buf_offset=int(c.get("buf_offset", off) or 0),
-            hook=hook if aa else str(c.get("hook", hook)),
-            aa_copy=bool(c.get("aa_copy", aa)),
-            status=str(c.get("status", "ok")),
-            reason=str(c.get("reason", "") or ""),
-        )
-        if name in data:
-            cell.runs = data[name]
-            cells[name] = cell
-        else:
-            no_data.append(
-                {
-                    "name": name,
-                    "status": cell.status,
-                    "reason": cell.reason or "no values in suite.json",
-                }
-            )
-    unlisted = []
-    for name, runs in data.items():
-        if name in cells:
-            continue
-        try:
-            w, s, off, hook, aa = parse_cell_name(name)
-        except ValueError:
-            unlisted.append(name)
-            continue
-        cells[name] = CellData(name, w, s, off, hook, aa, "ok", "not listed in manifest", runs)
-        unlisted.append(name)
-    return RunData(run_dir, manifest, cells, no_data, unlisted)
 
 
 # --------------------------------------------------------------------------- estimators
@@ -461,7 +290,7 @@ def cell_rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def verdict(c: dict[str, Any], alpha: float, margin: float) -> str:
+def verdict(c: dict[str, Any], margin: float) -> str:
     if c.get("significant"):
         return "slower" if c["delta_ns"] > 0 else "faster"
     if c.get("equivalent"):
@@ -515,7 +344,7 @@ def apply_family(
                 f"few processes ({c['n_a']}/{c['n_b']}): detectable only ≳ {c['mde_pct']:.0f} %"
             )
         c["power_note"] = "; ".join(reasons)
-        c["verdict"] = verdict(c, alpha, margin)
+        c["verdict"] = verdict(c, margin)
 
 
 # --------------------------------------------------------------------------- run

@@ -27,3 +27,18 @@ def emit_json(obj: Any) -> None:
 def add_common_cell_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="where data files live (real fs)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def fraction(name: str) -> Any:
+    """argparse type: a number strictly between 0 and 1 (α, an equivalence margin)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} {text!r}: not a number") from None
+        if not 0 < v < 1:
+            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be within (0, 1)")
+        return v
+
+    return parse

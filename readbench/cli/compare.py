@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from readbench.cli.report import _fraction
+from readbench.cli.common import emit_json, fraction
 from readbench.errors import BadInput
 
 
@@ -20,8 +18,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (≥ 2)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root")
-    p.add_argument("--alpha", type=_fraction("--alpha"), default=0.01)
-    p.add_argument("--margin", type=_fraction("--margin"), default=0.02)
+    p.add_argument("--alpha", type=fraction("--alpha"), default=0.01)
+    p.add_argument("--margin", type=fraction("--margin"), default=0.02)
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=run)
     return p
@@ -50,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if change is not None:
         con.print(change)
     if args.json:
-        json.dump({"report": str(path), **result}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        emit_json({"report": str(path), **result})
     else:
         con.print(f"report: {path}", markup=False, highlight=False)
     return 0

@@ -11,12 +11,12 @@ against `perf bench mem memcpy` at 4 KiB and 64 KiB (skipped functions are liste
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
+from readbench.cli.common import emit_json
 from readbench.errors import BadInput
 from readbench.kernel import cpu
 
@@ -130,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_json(Path(args.out), out)
     if args.json:
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(out)
         return 0
     for sa in src_aligns:
         for da in dst_aligns:

@@ -7,12 +7,12 @@ then detached at once); a refused one shows the kernel's errno and what it means
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from typing import Any
 
-from readbench.measure.readloop import SYSCALL_OF
+from readbench.cli.common import emit_json
+from readbench.model.workloads import SYSCALL_OF
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,8 +52,7 @@ def _short(reason: str, type_probe: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     data = collect()
     if args.json:
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(data)
         return 0
     out = sys.stdout
     out.write("attach types on this kernel (empty program loaded and attached):\n")

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from readbench.cli.common import emit_json, fraction
 from readbench.errors import BadInput
-
-
-def _fraction(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: not a number") from None
-        if not 0 < v < 1:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be within (0, 1)")
-        return v
-
-    return parse
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,15 +21,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root")
     p.add_argument(
         "--alpha",
-        type=_fraction("--alpha"),
+        type=fraction("--alpha"),
         default=None,
-        help="significance level (default: the run's matrix alpha, else 0.01)",
+        help="significance level (default: the run's own)",
     )
     p.add_argument(
         "--margin",
-        type=_fraction("--margin"),
-        default=0.02,
-        help="equivalence margin for 'no overhead' (fraction, default 0.02)",
+        type=fraction("--margin"),
+        default=None,
+        help="equivalence margin for 'no overhead' (fraction; default: the run's own)",
     )
     p.add_argument("--json", action="store_true", help="print the analysis as one JSON object")
     p.set_defaults(func=run)
@@ -50,25 +37,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from readbench.analysis.stats import analyze_loaded, load_run
+    from readbench.analysis.stats import analyze_loaded
     from readbench.render import report
+    from readbench.store.load import load_run, run_alpha, run_margin
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise BadInput(f"RUN {run_dir}: not a directory (expected results/<run-id>/)")
     run_data = load_run(run_dir)
-    alpha = report.default_alpha(run_data.manifest) if args.alpha is None else args.alpha
-    analysis = analyze_loaded(run_data, alpha=alpha, margin=args.margin)
+    # The run's own α and margin unless the command line overrides them.
+    alpha = run_alpha(run_data.manifest) if args.alpha is None else args.alpha
+    margin = run_margin(run_data.manifest) if args.margin is None else args.margin
+    analysis = analyze_loaded(run_data, alpha=alpha, margin=margin)
     path = report.write_report(run_dir, args.out, analysis=analysis, loaded=run_data)
     if args.json:
-        json.dump({"report": str(path), **analysis}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        emit_json({"report": str(path), **analysis})
     else:
         fp = analysis["aa_false_positive_rate"]
         print(
             f"{analysis['significant']} of {analysis['n_claims']} hook claims significant "
             f"(Holm, α={alpha:g}); {analysis['equivalent']} equivalent within "
-            f"±{args.margin * 100:g} %; A/A false-positive rate "
+            f"±{margin * 100:g} %; A/A false-positive rate "
             f"{'n/a (no --aa)' if fp is None else f'{fp:.1%}'}",
             file=sys.stderr,
         )

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from readbench.cli.common import add_common_cell_args, emit_json
+from readbench.cli.common import add_common_cell_args, emit_json, fraction
 from readbench.errors import BadInput, MissingCapability
+from readbench.model.schema import DEFAULT_ALPHA, DEFAULT_MARGIN
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,7 +34,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sr.add_argument("--out", default="results")
     sr.add_argument("--seed", type=int, default=None)
     sr.add_argument("--affinity", default=None, help="CPU list for pyperf workers, e.g. 1")
-    sr.add_argument("--alpha", type=float, default=0.01)
+    sr.add_argument(
+        "--alpha",
+        type=fraction("--alpha"),
+        default=DEFAULT_ALPHA,
+        help=f"significance level of the run's claims, stored with it (default {DEFAULT_ALPHA})",
+    )
+    sr.add_argument(
+        "--margin",
+        type=fraction("--margin"),
+        default=DEFAULT_MARGIN,
+        help="equivalence margin for 'no overhead', a fraction stored with the run "
+        f"(default {DEFAULT_MARGIN})",
+    )
     sr.add_argument("--report", action="store_true", help="write the HTML report at the end")
     sr.add_argument("--report-out", default="reports")
     sr.add_argument("--no-progress", action="store_true")
@@ -62,13 +75,16 @@ def _narrow_args(args: argparse.Namespace) -> dict[str, Any]:
     return kw
 
 
-def _summarize(run_dir: Path, alpha: float) -> tuple[dict[str, Any], Any]:
-    """stats.json of a finished run, and the loaded run (the report reuses both)."""
+def _summarize(run_dir: Path) -> tuple[dict[str, Any], Any]:
+    """stats.json of a finished run at the run's own α and margin, and the loaded run (the
+    report reuses both)."""
     from readbench.analysis import stats
+    from readbench.store.load import load_run, run_alpha, run_margin
     from readbench.store.rundir import atomic_write_json
 
-    loaded = stats.load_run(run_dir)
-    res = stats.analyze_loaded(loaded, alpha=alpha)
+    loaded = load_run(run_dir)
+    m = loaded.manifest
+    res = stats.analyze_loaded(loaded, alpha=run_alpha(m), margin=run_margin(m))
     atomic_write_json(run_dir / "stats.json", res)
     return res, loaded
 
@@ -103,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             matrix.copy = args.copy
         data_dir = args.data_dir or datafiles.default_data_dir()
         plan = runner.plan_run(matrix, data_dir, seed=args.seed, affinity=args.affinity)
+        plan.alpha, plan.margin = args.alpha, args.margin
         for s in plan.skipped:
             runner.console.print(f"[yellow]skipped[/yellow] {s['cell']}: {s['reason']}")
         if not plan.cells:
@@ -118,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             f"continue with: readbench run --resume {run.path}"
         )
         return 128 + e.signum
-    res, loaded = _summarize(run.path, args.alpha)
+    res, loaded = _summarize(run.path)
     report_path = None
     if args.report:
         from readbench.render import report
@@ -126,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
         report_path = report.write_report(
             run.path,
             Path(args.report_out) / run.path.name,
-            alpha=args.alpha,
             analysis=res,
             loaded=loaded,
         )

@@ -50,7 +50,6 @@ PERF_SAMPLE_IP = 1 << 0
 # attr.flags bit positions
 F_DISABLED = 1 << 0
 F_EXCLUDE_KERNEL = 1 << 5
-F_EXCLUDE_HV = 1 << 6
 
 PERF_EVENT_IOC_ID = 0x80082407  # enable/disable happen in the C loop (readloop.c)
 

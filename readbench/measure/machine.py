@@ -1,7 +1,8 @@
 """Machine probe: what this CPU and kernel are, which copy routine runs, what is permitted.
 
-Everything here is read or tried, never assumed: perf hardware counters are tried with a real
-`perf stat`, BPF attach types by loading a trivial program of each, O_DIRECT by reading a file.
+Everything here is read or tried, never assumed: perf hardware counters are tried with the
+perf_event_open call the perf pass makes, BPF attach types by loading a trivial program of
+each, O_DIRECT by reading a file.
 The object is `readbench probe --json` and is stored in every run's manifest.
 """
 

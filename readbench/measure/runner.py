@@ -34,7 +34,7 @@ from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MeasurementError
 from readbench.measure import datafiles, machine
 from readbench.measure.worker import cell_argv
-from readbench.model import hookspec
+from readbench.model import hookspec, schema
 from readbench.model.matrix import Cell, Matrix, validate
 from readbench.render.terminal import console
 from readbench.store.rundir import RunDir
@@ -61,6 +61,8 @@ class Plan:
     seed: int
     affinity: str | None = None
     data_files: dict[str, str] = field(default_factory=dict)
+    alpha: float = schema.DEFAULT_ALPHA  # the run's significance level, stored in the manifest
+    margin: float = schema.DEFAULT_MARGIN  # and its equivalence margin
 
 
 def plan_run(
@@ -75,8 +77,10 @@ def plan_run(
     (except the data directory itself, which check_data_dir removes again on failure)."""
     # Every rule that needs no data directory first, so bad input creates nothing.
     validate(matrix, parse_hook=hookspec.parse, io_align=-1)
-    datafiles.check_data_dir(data_dir)
     workloads = {w for b in matrix.blocks for w in b.workloads}
+    # uncached/direct on tmpfs would time memory copies: refuse before the dir is even created
+    datafiles.check_workload_fs(data_dir, workloads)
+    datafiles.check_data_dir(data_dir)
     io_align = 0
     dio: int | None = 0
     if "direct" in workloads:
@@ -117,7 +121,10 @@ def plan_run(
 
 
 def prepare_data(plan: Plan) -> None:
-    for w in sorted({c.workload for c in plan.cells}):
+    workloads = sorted({c.workload for c in plan.cells})
+    # Again here: --resume reaches this without plan_run (and the mount may have changed).
+    datafiles.check_workload_fs(plan.data_dir, workloads)
+    for w in workloads:
         with console.status(f"data file for {w} in {plan.data_dir}"):
             p = datafiles.ensure(plan.data_dir, w)
         plan.data_files[w] = str(p) if p else ""
@@ -217,35 +224,36 @@ def _error_tail(text: str) -> str:
     return " | ".join(lines[-3:])[-600:] if lines else "(no output)"
 
 
-def new_manifest(plan: Plan, run: RunDir) -> dict[str, Any]:
-    return {
-        "run_id": run.path.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "running",
-        "versions": machine.tool_versions(plan.probe),
-        "probe": plan.probe,
-        "matrix": plan.matrix.to_json(),
-        "seed": plan.seed,
-        "data_dir": str(plan.data_dir),
-        "data_files": plan.data_files,
-        "io_align": plan.io_align,
-        "affinity": plan.affinity,
-        "timing_notes": [
+def new_manifest(plan: Plan, run: RunDir) -> schema.Manifest:
+    m = schema.new_manifest(
+        run_id=run.path.name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions=machine.tool_versions(plan.probe),
+        probe=plan.probe,
+        matrix=plan.matrix.to_json(),
+        alpha=plan.alpha,
+        margin=plan.margin,
+        cells=[
+            {**asdict(c), "name": c.name, "baseline": c.baseline, "status": "pending", "reason": ""}
+            for c in plan.cells
+        ],
+        seed=plan.seed,
+        data_dir=str(plan.data_dir),
+        data_files=plan.data_files,
+        io_align=plan.io_align,
+        affinity=plan.affinity,
+        timing_notes=[
             "values are seconds per read operation, timed inside the C loop (CLOCK_MONOTONIC)",
             "timing passes run with BPF run-time stats off; bpf/ side files come from a "
             "separate pass with BPF_ENABLE_STATS on",
             "perf counters and sampling come from a separate pass, never from timing passes",
         ],
-        "cells": [
-            {**asdict(c), "name": c.name, "baseline": c.baseline, "status": "pending", "reason": ""}
-            for c in plan.cells
-        ],
-        "unavailable": plan.skipped,
-        "failed": [],
-    }
+    )
+    m["unavailable"] = plan.skipped
+    return m
 
 
-def plan_from_manifest(manifest: dict[str, Any]) -> Plan:
+def plan_from_manifest(manifest: schema.Manifest) -> Plan:
     """Rebuild the plan of an interrupted run (same cells, seed, data files) for --resume."""
     from readbench.model.matrix import Block
 
@@ -267,6 +275,8 @@ def plan_from_manifest(manifest: dict[str, Any]) -> Plan:
         seed=manifest["seed"],
         affinity=manifest.get("affinity"),
         data_files=manifest.get("data_files", {}),
+        alpha=manifest["analysis"]["alpha"],
+        margin=manifest["analysis"]["margin"],
     )
 
 

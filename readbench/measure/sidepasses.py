@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     die_with_parent()
     out = bpfstats_pass(args) if args.kind == "bpfstats" else perf_pass(args)
+    # The runner parses this one line from the child's stdout (not a user-facing printer).
     json.dump(out, sys.stdout, default=str)
     sys.stdout.write("\n")
     return 0

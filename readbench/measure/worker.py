@@ -83,7 +83,7 @@ def _add_args(cmd: list[str], args: Any) -> None:
     cmd.extend(["--rb-name", args.rb_name])
 
 
-class Cell:
+class OpenCell:
     """What one worker process holds open while pyperf times it."""
 
     def __init__(self, args: Any) -> None:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     die_with_parent()
     if args.worker:
-        cell = Cell(args)
+        cell = OpenCell(args)
         # A second thread would tax every read (fdget takes a file reference once a process
         # has several threads): record it so a regression shows in the results.
         runner.metadata["readbench_threads"] = len(os.listdir("/proc/self/task"))

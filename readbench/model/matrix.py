@@ -78,6 +78,23 @@ def cell_name(workload: str, size: int, buf_offset: int, hook: str, aa_copy: boo
     return f"{workload}/{size}{off}/{hook}{AA_SUFFIX if aa_copy else ''}"
 
 
+def parse_cell_name(name: str) -> tuple[str, int, int, str, bool]:
+    """`WORKLOAD/SIZE[+OFF]/HOOK[#aa]` -> (workload, size, offset, hook, aa_copy).
+    The hook may itself contain '/', so split only twice."""
+    parts = name.split("/", 2)
+    if len(parts) != 3:
+        raise ValueError(f"cell name {name!r} is not WORKLOAD/SIZE[+OFFSET]/HOOK")
+    workload, size_s, hook = parts
+    off = 0
+    if "+" in size_s:
+        size_s, off_s = size_s.split("+", 1)
+        off = int(off_s)
+    aa = hook.endswith("#aa")
+    if aa:
+        hook = hook[: -len(AA_SUFFIX)]
+    return workload, int(size_s), off, hook, aa
+
+
 def cell_slug(name: str) -> str:
     """A file-name-safe form of a cell name (stable, used for side files)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_")

@@ -14,15 +14,11 @@ from typing import Any
 
 import jinja2
 
-from readbench.analysis.stats import (
-    RunData,
-    analyze_loaded,
-    load_run,
-    parse_cell_name,
-    read_side_json,
-)
+from readbench.analysis.stats import analyze_loaded
 from readbench.kernel.cpu import COPY_FLAGS
+from readbench.model.matrix import parse_cell_name
 from readbench.render import figures
+from readbench.store.load import RunData, load_run, read_side_json, run_alpha, run_margin
 from readbench.store.rundir import atomic_write_text
 
 # Flags that decide the kernel's copy routine (kernel-copy-paths.md) or the noise level.
@@ -278,20 +274,9 @@ def build_context(
 
 
 def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:
-    """The matrix as blocks of workloads × sizes × hooks (older/flat manifests: one block)."""
-    blocks = matrix.get("blocks")
-    if not isinstance(blocks, list):
-        blocks = [matrix]
-    out = []
-    for b in blocks:
-        if isinstance(b, dict):
-            out.append(
-                {
-                    k: [str(x) for x in b.get(k) or []]
-                    for k in ("workloads", "sizes", "hooks", "buf_offsets")
-                }
-            )
-    return out
+    """The matrix as blocks of workloads × sizes × hooks, as strings for the tables."""
+    keys = ("workloads", "sizes", "hooks", "buf_offsets")
+    return [{k: [str(x) for x in b[k]] for k in keys} for b in matrix["blocks"]]
 
 
 def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:
@@ -302,30 +287,25 @@ def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:
     return out_dir if out_dir.name in (run_id, Path(run_dir).name) else out_dir / run_id
 
 
-def default_alpha(manifest: dict[str, Any]) -> float:
-    """α of a run: its matrix.alpha when valid, else 0.01."""
-    a = (manifest.get("matrix") or {}).get("alpha")
-    return float(a) if isinstance(a, (int, float)) and 0 < a < 1 else 0.01
-
-
 def write_report(
     run_dir: Path,
     out_dir: Path,
     *,
     alpha: float | None = None,
-    margin: float = 0.02,
+    margin: float | None = None,
     analysis: dict[str, Any] | None = None,
     loaded: RunData | None = None,
 ) -> Path:
     """Analyze `run_dir` (unless `analysis` is given) and write
     `<out_dir>/<run-id>/index.html` plus `analysis.json` next to it. Returns the
-    index.html path. α defaults to the run's matrix.alpha, else 0.01. `loaded`: the run
-    as stats.load_run() read it, when the caller has it already (read once, not twice)."""
+    index.html path. α and the margin default to the run's own (manifest `analysis`).
+    `loaded`: the run as store.load.load_run() read it, when the caller has it already."""
     run_dir = Path(run_dir)
     run = loaded if loaded is not None else load_run(run_dir)
     manifest = run.manifest
     if analysis is None:
-        alpha = default_alpha(manifest) if alpha is None else alpha
+        alpha = run_alpha(manifest) if alpha is None else alpha
+        margin = run_margin(manifest) if margin is None else margin
         analysis = analyze_loaded(run, alpha=alpha, margin=margin)
     run_id = str(analysis.get("run_id") or run_dir.name)
     # a run id is a directory name: keep only the last path component

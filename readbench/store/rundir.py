@@ -22,9 +22,8 @@ from typing import Any
 import pyperf
 
 from readbench.errors import BadInput
+from readbench.model import schema
 from readbench.model.matrix import cell_slug
-
-SCHEMA_VERSION = 1
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -87,20 +86,15 @@ class RunDir:
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> schema.Manifest:
         try:
             m = json.loads(self.manifest_path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise BadInput(f"run {self.path}: manifest.json unreadable: {e}") from None
-        version = m.get("schema_version") if isinstance(m, dict) else None
-        if version != SCHEMA_VERSION:
-            raise BadInput(
-                f"run {self.path}: manifest.json schema_version {version!r} is not {SCHEMA_VERSION}"
-            )
-        return m
+        return schema.check(m, str(self.manifest_path))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        manifest["schema_version"] = SCHEMA_VERSION
+    def write_manifest(self, manifest: schema.Manifest) -> None:
+        manifest["schema_version"] = schema.SCHEMA_VERSION
         manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         atomic_write_json(self.manifest_path, manifest)
 

@@ -1,0 +1,154 @@
+"""One-sample exact statistics for paired hook overhead (design §6).
+
+Inside one worker process the hook is off and on alternately; each process gives one number
+(its median paired log-ratio, or median paired ns difference). Processes are the unit of
+replication, so the test is one-sample across processes:
+
+- the exact Wilcoxon signed-rank test (null distribution by counting, no normal approximation),
+- the Hodges-Lehmann pseudo-median (median of the Walsh averages) as the estimate,
+- the exact confidence interval of the pseudo-median from the same null distribution (Walsh
+  averages between the signed-rank critical values), so CI and test always agree,
+- power and the minimum detectable effect of that same exact test, by simulation under the
+  observed spread of the per-process statistics,
+- the TOST equivalence test made of two one-sided signed-rank tests.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+
+POWER = 0.8
+SIM_TRIALS = 4000
+
+
+@cache
+def signed_rank_counts(n: int) -> np.ndarray:
+    """counts[w] = number of sign patterns of ranks 1..n whose positive ranks sum to w."""
+    top = n * (n + 1) // 2
+    counts = np.zeros(top + 1, dtype=np.float64)  # float: 2^n exceeds int64 for n > 62
+    counts[0] = 1.0
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    return counts
+
+
+def _cdf(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """P(W+ <= w) and P(W+ >= w) for w = 0..n(n+1)/2 under the null."""
+    pmf = signed_rank_counts(n) / 2.0**n
+    return np.cumsum(pmf), np.cumsum(pmf[::-1])[::-1]
+
+
+def w_plus(x: np.ndarray) -> np.ndarray:
+    """Signed-rank statistic along the last axis (sum of ranks of |x| where x > 0).
+    Continuous data: ties and zeros have probability zero; ranks break them by order."""
+    x = np.asarray(x, dtype=float)
+    ranks = np.argsort(np.argsort(np.abs(x), axis=-1), axis=-1) + 1
+    return np.sum(np.where(x > 0, ranks, 0), axis=-1)
+
+
+def signed_rank_p(x: np.ndarray, alternative: str = "two-sided") -> float:
+    """Exact p-value of the Wilcoxon signed-rank test of median 0."""
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    le, ge = _cdf(n)
+    w = int(w_plus(np.asarray(x)))
+    if alternative == "greater":
+        return float(ge[w])
+    if alternative == "less":
+        return float(le[w])
+    return float(min(1.0, 2 * min(le[w], ge[w])))
+
+
+def min_p(n: int) -> float:
+    """The smallest two-sided p the exact test can give with n processes."""
+    return 2.0 / 2.0**n if n else 1.0
+
+
+def walsh_averages(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    i, j = np.triu_indices(len(x))
+    return np.sort((x[i] + x[j]) / 2)
+
+
+def pseudo_median(x: np.ndarray) -> float:
+    """Hodges-Lehmann one-sample estimate: the median of the Walsh averages."""
+    return float(np.median(walsh_averages(x))) if len(x) else float("nan")
+
+
+def pseudo_median_ci(x: np.ndarray, level: float = 0.95) -> list[float] | None:
+    """Exact CI of the pseudo-median: the Walsh averages at the signed-rank critical values
+    (the interval of shifts the two-sided exact test at 1 - level does not reject). None
+    when n is too small for any interval at that level."""
+    n = len(x)
+    if n == 0:
+        return None
+    le, _ = _cdf(n)
+    # k = number of Walsh averages cut from each end: largest k with P(W+ <= k-1) <= (1-level)/2
+    k = int(np.searchsorted(le, (1 - level) / 2 + 1e-12, side="right"))
+    if k == 0:
+        return None
+    a = walsh_averages(x)
+    return [float(a[k - 1]), float(a[len(a) - k])]
+
+
+def _rejects(w: np.ndarray, n: int, alpha: float) -> np.ndarray:
+    le, ge = _cdf(n)
+    return 2 * np.minimum(le[w], ge[w]) <= alpha
+
+
+def power(effect: float, sd: float, n: int, alpha: float, trials: int = SIM_TRIALS) -> float:
+    """Power of the two-sided exact signed-rank test at `alpha` against a shift `effect`
+    of per-process statistics spread normally with `sd` (simulated, seeded)."""
+    if n == 0 or min_p(n) > alpha:
+        return 0.0
+    rng = np.random.default_rng(12345 + n)
+    x = rng.normal(effect, sd, size=(trials, n))
+    return float(np.mean(_rejects(w_plus(x), n, alpha)))
+
+
+def mde(sd: float, n: int, alpha: float, target: float = POWER) -> float | None:
+    """Smallest shift (in the statistic's units) the exact test detects with `target` power;
+    None when n processes can never reach `alpha`."""
+    if n == 0 or min_p(n) > alpha or not math.isfinite(sd):
+        return None
+    if sd == 0:
+        return 0.0
+    lo, hi = 0.0, sd
+    while power(hi, sd, n, alpha) < target:
+        hi *= 2
+        if hi > 1e3 * sd:
+            return None
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if power(mid, sd, n, alpha) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def tost_p(x: np.ndarray, margin: float) -> float:
+    """Equivalence within ±margin (same units as x): the larger of the two one-sided exact
+    signed-rank p-values (H0: shift <= -margin; H0: shift >= +margin)."""
+    x = np.asarray(x, dtype=float)
+    return max(signed_rank_p(x + margin, "greater"), signed_rank_p(x - margin, "less"))
+
+
+def min_processes_for(alpha: float) -> int:
+    """Fewest processes with which a one-sided exact test can reach `alpha` (1/2^n <= alpha):
+    below it an equivalence verdict is impossible by construction, so none is given."""
+    return max(1, math.ceil(math.log2(1 / alpha)))
+
+
+def robust_sd(x: np.ndarray) -> float:
+    """Spread of per-process statistics for power: the sample SD, or the scaled MAD when a
+    single process is far off (bimodal hosts), whichever is larger (the cautious choice)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float("nan")
+    mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
+    return max(float(np.std(x, ddof=1)), mad)

@@ -1,0 +1,43 @@
+"""Python names for C enums agree with the C headers they mirror. The cffi cdefs are the
+headers themselves (readbench/_cffi_build.py) and the BPF constants are read from
+readhooks.h (readbench/bpf/abi.py); what is still spelled out in Python is checked here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from readbench._cffi_build import cdef_of
+from readbench.copy.replicas import VARIANTS
+from readbench.model.workloads import SYSCALL_OF, WORKLOADS
+
+SRC = Path(__file__).resolve().parent.parent / "workloads"
+
+
+def _enum(header: Path, name: str) -> dict[str, int]:
+    body = re.search(rf"enum {name}\s*\{{(.*?)\}};", cdef_of(header), re.S)
+    assert body, f"enum {name} not in {header}"
+    return {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", body.group(1))}
+
+
+def test_workload_ids_match_readloop_h() -> None:
+    c = _enum(SRC / "readloop.h", "rb_workload")
+    assert {f"RB_{w.upper().replace('-', '_')}": i for w, i in WORKLOADS.items()} == c
+    assert set(SYSCALL_OF) == set(WORKLOADS)
+
+
+def test_copy_variants_match_copy_replicas_h() -> None:
+    c = _enum(SRC / "copy_replicas.h", "cr_variant")
+    c.pop("CR_NVARIANTS")
+    assert {f"CR_{v.upper()}": i for v, i in VARIANTS.items()} == c
+
+
+def test_compiled_modules_carry_the_same_enums() -> None:
+    """The built extension exposes the header's enums: a stale build would disagree."""
+    from readbench.copy._replicas import lib as cr
+    from readbench.measure._readloop import lib as rl
+
+    for w, i in WORKLOADS.items():
+        assert getattr(rl, f"RB_{w.upper().replace('-', '_')}") == i
+    for v, i in VARIANTS.items():
+        assert getattr(cr, f"CR_{v.upper()}") == i

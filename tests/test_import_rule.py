@@ -1,0 +1,89 @@
+"""The import rule of the layout: analysis/, render/, store/ and model/ never import
+measure/, bpf/, copy/ or compiled code, so a report can be rebuilt from results/ alone on
+another machine, without root (design §1). Checked statically over every module, and for
+real: `readbench report` and `readbench compare` run with every compiled readbench module,
+measure/ and bpf/ refused at import."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic_runs import write_run
+
+PKG = Path(__file__).resolve().parent.parent / "readbench"
+PORTABLE = ("analysis", "render", "store", "model")
+FORBIDDEN = ("readbench.measure", "readbench.bpf", "readbench.copy")
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+@pytest.mark.parametrize("stage", PORTABLE)
+def test_portable_stages_import_nothing_that_measures(stage: str) -> None:
+    bad = [
+        f"{f.relative_to(PKG.parent)}: {name}"
+        for f in sorted((PKG / stage).rglob("*.py"))
+        for name in _imports(f)
+        if name.startswith(FORBIDDEN) or name.split(".")[-1].startswith("_readloop")
+    ]
+    assert not bad, "portable stage imports a measuring one:\n" + "\n".join(bad)
+
+
+# Refuses measure/, bpf/, and any readbench extension module, as on a machine where the
+# C loops were never built and BPF cannot load.
+_BLOCKER = """
+import importlib.abc, importlib.machinery, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(("readbench.measure", "readbench.bpf")):
+            raise ImportError(f"refused by test: {name}")
+        if name.startswith("readbench."):
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec and spec.origin and spec.origin.endswith(".so"):
+                raise ImportError(f"refused by test: compiled {name}")
+        return None
+sys.meta_path.insert(0, Refuse())
+from readbench.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _readbench_refusing(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCKER, *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_report_renders_without_compiled_code_and_states_the_runs_alpha(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sizes=(64, 4096), processes=4, alpha=0.05)
+    r = _readbench_refusing("report", str(run), "--out", str(tmp_path / "reports"))
+    assert r.returncode == 0, r.stderr
+    html = Path(r.stdout.strip().splitlines()[-1]).read_text()
+    assert "α = 0.05" in html
+    assert "α=0.05" in r.stderr  # the terminal summary
+
+
+def test_compare_runs_without_compiled_code(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", run_id="a", sizes=(64,), processes=4)
+    b = write_run(tmp_path / "b", run_id="b", sizes=(64,), processes=4, seed=1)
+    r = _readbench_refusing("compare", str(a), str(b), "--out", str(tmp_path / "reports"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_blocker_really_blocks(tmp_path: Path) -> None:
+    """The refusing interpreter cannot run a measurement (else the tests above prove nothing)."""
+    r = _readbench_refusing("one", "--workload", "cached", "--size", "64")
+    assert r.returncode != 0 and "refused by test" in r.stderr
