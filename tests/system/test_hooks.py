@@ -459,7 +459,7 @@ def test_sigkill_detaches_everything(probe: dict) -> None:
         [sys.executable, "-c", CHILD, *names],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         line = child.stdout.readline()  # type: ignore[union-attr]
@@ -519,7 +519,7 @@ def test_cli_hooks_subcommand(probe: dict) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)["attach_types"]) == set(hookspec.ATTACH_TYPES)
@@ -588,7 +588,7 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert r.returncode == 0, r.stderr
     assert "mounted tracefs at /sys/kernel/tracing (private to this process)" in r.stdout

@@ -15,7 +15,7 @@ import pytest
 
 from tests.synthetic_runs import write_run
 
-PKG = Path(__file__).resolve().parent.parent / "readbench"
+PKG = Path(__file__).resolve().parents[2] / "readbench"
 PORTABLE = ("analysis", "render", "store", "model")
 FORBIDDEN = ("readbench.measure", "readbench.bpf", "readbench.copy")
 

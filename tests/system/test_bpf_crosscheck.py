@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import require
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bpf_crosscheck.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bpf_crosscheck.py"
 
 
 def _module():  # type: ignore[no-untyped-def]

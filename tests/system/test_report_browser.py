@@ -23,7 +23,7 @@ from synthetic_runs import write_run
 
 from readbench.render import report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -11,7 +11,7 @@ from readbench._cffi_build import cdef_of
 from readbench.copy.replicas import VARIANTS
 from readbench.model.workloads import SYSCALL_OF, WORKLOADS
 
-SRC = Path(__file__).resolve().parent.parent / "workloads"
+SRC = Path(__file__).resolve().parents[2] / "workloads"
 
 
 def _enum(header: Path, name: str) -> dict[str, int]:
