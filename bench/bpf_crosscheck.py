@@ -114,6 +114,38 @@ def c_rounds(
     return {h: d[h] for h in HOOKS}  # the C program prints the same hook names
 
 
+def paired_reference(
+    exe: Path,
+    path: Path,
+    size: int,
+    *,
+    processes: int = 8,
+    pairs: int = 10,
+    loops: int = 100_000,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """The independent in-process paired measurement of an empty rawtp:sys_enter: each C
+    process times `loops` preads with the hook detached and attached, in a random order per
+    pair; its statistic is the median paired difference; across processes mean and SE."""
+    per_process = []
+    for k in range(processes):
+        r = c_rounds(exe, path, size, pairs, loops, 1, seed * 1000 + k)
+        diffs = [on - off for off, on in zip(r["none"], r["rawtp:sys_enter"], strict=True)]
+        per_process.append(statistics.median(diffs))
+    mean = statistics.fmean(per_process)
+    se = statistics.stdev(per_process) / len(per_process) ** 0.5
+    return {
+        "hook": "rawtp:sys_enter",
+        "size": size,
+        "processes": processes,
+        "pairs": pairs,
+        "loops": loops,
+        "delta_ns": mean,
+        "se_ns": se,
+        "per_process_ns": per_process,
+    }
+
+
 def stats_pass(
     path: Path, size: int, rounds: int, loops: int, batches: int, rng: random.Random
 ) -> dict[str, Any]:
@@ -223,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         help="readbench only: comma-separated hooks to compare with none in-process "
         "(e.g. every body), rounds = blocks x rounds; no C cross-check",
     )
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="only the C program's in-process paired reference for rawtp:sys_enter "
+        "(8 processes x 10 pairs x 100k preads); prints one JSON object",
+    )
     args = ap.parse_args(argv)
     assert "scipy" not in sys.modules  # see paired()
     if os.geteuid() != 0:
@@ -250,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps({"raw": r, "summary": summary}, indent=1))
         return 0
     exe = build_c()
+    if args.reference:
+        print(json.dumps(paired_reference(exe, data, args.size, seed=args.seed), indent=1))
+        return 0
     rng = random.Random(args.seed)
     py: dict[str, list[float]] = {h: [] for h in HOOKS}
     cc: dict[str, list[float]] = {h: [] for h in HOOKS}

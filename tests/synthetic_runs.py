@@ -65,6 +65,38 @@ def probe_object(model: str = "SYNTHETIC CPU (test fixture)", erms: bool = True)
     }
 
 
+def _run(name: str, ns: np.ndarray, **md: Any) -> pyperf.Run:
+    return pyperf.Run(
+        [float(x) / 1e9 for x in ns],
+        warmups=[(1000, float(ns[0]) / 1e9)],
+        metadata={"name": name, "loops": 1000, "unit": "second", **md},
+        collect_metadata=False,
+    )
+
+
+def _paired_benches(
+    name: str,
+    mu_off: float,
+    factor: float,
+    processes: int,
+    blocks: int,
+    between_cv: float,
+    within_cv: float,
+    rng: np.random.Generator,
+) -> list[pyperf.Benchmark]:
+    """Off and on benchmarks of a paired cell: on = off × factor, per process and block."""
+    off_runs, on_runs = [], []
+    for k in range(processes):
+        proc = mu_off * rng.lognormal(0.0, between_cv)
+        drift = rng.lognormal(0.0, within_cv, size=blocks)  # shared by both arms of a block
+        off = proc * drift * rng.lognormal(0.0, within_cv / 3, size=blocks)
+        on = proc * factor * drift * rng.lognormal(0.0, within_cv / 3, size=blocks)
+        md = {"readbench_paired": name, "readbench_process": f"synthetic-{k}"}
+        off_runs.append(_run(name + "#off", off, readbench_arm="#off", **md))
+        on_runs.append(_run(name, on, readbench_arm="on", **md))
+    return [pyperf.Benchmark(off_runs), pyperf.Benchmark(on_runs)]
+
+
 def write_run(
     path: Path,
     *,
@@ -112,21 +144,22 @@ def write_run(
                 # no-ERMS machine: large copies slower, small ones unchanged (made-up shape)
                 machine = 1.0 if erms or s < 1024 else 1.15
                 mu = (base_ns(w, s) * machine * (1 + frac) + fixed) * shift.get(name, 1.0)
-                runs = []
-                for _ in range(processes):
-                    proc = mu * rng.lognormal(0.0, between_cv)
-                    v = proc * rng.lognormal(0.0, within_cv, size=values)
-                    spikes = rng.random(values) < 0.02
-                    v = v + spikes * rng.exponential(0.3 * proc, size=values)
-                    runs.append(
-                        pyperf.Run(
-                            [float(x) / 1e9 for x in v],
-                            warmups=[(1000, float(v[0]) / 1e9)],
-                            metadata={"name": name, "loops": 1000, "unit": "second"},
-                            collect_metadata=False,
-                        )
+                if hook != "none" or is_aa:
+                    # Paired, as readbench.measure.paired writes it: off and on arms of one
+                    # process share its placement and each block's drift.
+                    mu_off = base_ns(w, s) * machine
+                    benches += _paired_benches(
+                        name, mu_off, mu / mu_off, processes, values, between_cv, within_cv, rng
                     )
-                benches.append(pyperf.Benchmark(runs))
+                else:
+                    runs = []
+                    for _ in range(processes):
+                        proc = mu * rng.lognormal(0.0, between_cv)
+                        v = proc * rng.lognormal(0.0, within_cv, size=values)
+                        spikes = rng.random(values) < 0.02
+                        v = v + spikes * rng.exponential(0.3 * proc, size=values)
+                        runs.append(_run(name, v))
+                    benches.append(pyperf.Benchmark(runs))
                 cells.append(
                     {
                         "name": name,

@@ -41,7 +41,16 @@ struct rb_ctx {
     size_t mem_len;
     char *buf;
     pid_t writer; /* pipe writer process, 0 if none */
+    uint64_t spin; /* injected delay per op (readbench calibrate), 0 = none */
 };
+
+/* A known slowdown for calibration: `n` iterations of an empty loop the compiler cannot
+ * remove. With spin == 0 the loops below pay one predicted compare per op. */
+static inline void spin_for(uint64_t n)
+{
+    for (; n; n--)
+        __asm__ volatile("" ::: "memory");
+}
 
 static inline uint64_t now_ns(void)
 {
@@ -410,6 +419,7 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
     const size_t size = (size_t)c->size;
     char *const buf = c->buf;
     const int fd = c->fd;
+    const uint64_t spin = c->spin;
     uint64_t i = 0, syscalls = 0, t0, t1, total = 0;
     ssize_t r = 0;
     memset(res, 0, sizeof(*res));
@@ -422,6 +432,8 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
             r = pread(fd, buf, size, 0);
             if ((size_t)r != size)
                 break;
+            if (spin)
+                spin_for(spin);
         }
         t1 = now_ns();
         ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
@@ -443,6 +455,8 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
             if ((size_t)r != size)
                 break;
             pos += size;
+            if (spin)
+                spin_for(spin);
         }
         t1 = now_ns();
         ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
@@ -495,6 +509,8 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
                     break;
                 if (++slot == slots)
                     slot = 0;
+                if (spin)
+                    spin_for(spin);
             }
             t1 = now_ns();
             ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
@@ -526,6 +542,8 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
             } while (got < size);
             if (got != size)
                 break;
+            if (spin)
+                spin_for(spin);
         }
         t1 = now_ns();
         ctl(ctl_fds, n_ctl, PERF_EVENT_IOC_DISABLE);
@@ -552,6 +570,16 @@ int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
 }
 
 void *rb_buffer(struct rb_ctx *c) { return c->buf; }
+
+void rb_set_spin(struct rb_ctx *c, uint64_t iters) { c->spin = iters; }
+
+uint64_t rb_spin_ns(uint64_t iters, uint64_t reps)
+{
+    uint64_t t0 = now_ns();
+    for (uint64_t r = 0; r < reps; r++)
+        spin_for(iters);
+    return now_ns() - t0;
+}
 
 void rb_close(struct rb_ctx *c)
 {

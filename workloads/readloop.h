@@ -26,6 +26,11 @@ int rb_open(int workload, const char *path, uint64_t size, uint32_t buf_offset,
 int rb_run(struct rb_ctx *c, uint64_t loops, const int *ctl_fds, int n_ctl,
            struct rb_result *res, char *err, size_t errlen);
 void rb_close(struct rb_ctx *c);
+/* Injected delay after every op of later rb_run calls: `iters` turns of an empty loop
+ * (readbench calibrate's known slowdown); 0 turns it off. */
+void rb_set_spin(struct rb_ctx *c, uint64_t iters);
+/* Elapsed ns of `reps` delays of `iters` turns, to size a delay in ns. */
+uint64_t rb_spin_ns(uint64_t iters, uint64_t reps);
 /* Address of the user buffer (tests check what BPF `inspect` saw). */
 void *rb_buffer(struct rb_ctx *c);
 /* DIO alignment of `path` via statx(STATX_DIOALIGN); 0 when the kernel or fs

@@ -26,8 +26,9 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
+from readbench.analysis import paired
 from readbench.errors import BadInput
-from readbench.store.load import CellData, RunData, load_run
+from readbench.store.load import OFF_SUFFIX, CellData, RunData, load_run
 
 DEFAULT_BOOT = 2000
 POWER = 0.8
@@ -218,6 +219,9 @@ def compare_groups(
         "ratio_of_medians": med_b / med_a,
         "overhead_pct": (ratio - 1) * 100,
         "overhead_ci95_pct": [float((x - 1) * 100) for x in np.exp(_ci(log_ratio_reps))],
+        "design": "unpaired",
+        "test": "exact Mann-Whitney U over per-process medians",
+        "p": None,
         "p_mwu": None,
         "u_stat": None,
         "prob_b_gt_a": None,
@@ -226,7 +230,7 @@ def compare_groups(
         "p_welch_log": None,
         "p_brunner_munzel": None,
         "p_tost": None,
-        "min_p_mwu": min_mwu_p(na, nb),
+        "min_p": min_mwu_p(na, nb),
         "sd_log": None,
         "note": "",
     }
@@ -239,7 +243,7 @@ def compare_groups(
         method = "exact" if not ties and na + nb <= 60 else "auto"
         res = sps.mannwhitneyu(b, a, alternative="two-sided", method=method)
         u = float(res.statistic)
-        out["p_mwu"] = float(res.pvalue)
+        out["p"] = out["p_mwu"] = float(res.pvalue)
         out["u_stat"] = u
         # U/(n1·n2) = P(B > A) + ½P(tie): the effect size pyperf #22 asked for
         out["prob_b_gt_a"] = u / (na * nb)
@@ -265,6 +269,45 @@ def compare_groups(
     else:
         notes.append(f"Welch t and TOST need ≥ 2 processes per arm (have {na} and {nb})")
     out["note"] = "; ".join(notes)
+    return out
+
+
+def paired_claim(pairs: Sequence[tuple[np.ndarray, np.ndarray]], margin: float) -> dict[str, Any]:
+    """Hook on vs off inside each process (design §6), uncorrected: the caller applies Holm.
+
+    Per process: the median over blocks of log(on/off) and of (on - off) ns. Across
+    processes: the exact Wilcoxon signed-rank test, the pseudo-median as the estimate and
+    its exact CI (the same null distribution, so the CI excludes 0 exactly when p < 0.05)."""
+    lr = np.array([float(np.median(np.log(on / off))) for off, on in pairs])
+    dn = np.array([float(np.median(on - off)) for off, on in pairs])
+    off_med = np.array([float(np.median(off)) for off, _ in pairs])
+    on_med = np.array([float(np.median(on)) for _, on in pairs])
+    n = len(lr)
+    ci_lr = paired.pseudo_median_ci(lr)
+    ratio = math.exp(paired.pseudo_median(lr)) if n else float("nan")
+    out: dict[str, Any] = {
+        "design": "paired",
+        "test": "exact Wilcoxon signed-rank over per-process median log(on/off)",
+        "n_a": n,
+        "n_b": n,
+        "n_processes": n,
+        "n_pairs": int(sum(len(off) for off, _ in pairs)),
+        "median_a_ns": float(np.median(off_med)) if n else None,
+        "median_b_ns": float(np.median(on_med)) if n else None,
+        "delta_ns": paired.pseudo_median(dn) if n else None,
+        "delta_ci95": paired.pseudo_median_ci(dn),
+        "ratio": ratio,
+        "ratio_ci95": [math.exp(x) for x in ci_lr] if ci_lr else None,
+        "overhead_pct": (ratio - 1) * 100,
+        "overhead_ci95_pct": [math.expm1(x) * 100 for x in ci_lr] if ci_lr else None,
+        "p": paired.signed_rank_p(lr) if n else None,
+        "p_tost": paired.tost_p(lr, math.log1p(margin)) if n else None,
+        "min_p": paired.min_p(n),
+        "sd_log": paired.robust_sd(lr) if n > 1 else None,
+        "process_log_ratio": [float(x) for x in lr],
+        "process_delta_ns": [float(x) for x in dn],
+        "note": "" if ci_lr else f"{n} processes: too few for a 95 % interval",
+    }
     return out
 
 
@@ -304,11 +347,12 @@ def apply_family(
     comps: list[dict[str, Any]], alpha: float, margin: float, *, m_label: str = "claims"
 ) -> None:
     """Holm over the family for difference claims and, separately, for equivalence
-    claims; BH q-values for the exploratory heatmap only. Mutates `comps`."""
-    idx = [i for i, c in enumerate(comps) if _finite(c.get("p_mwu"))]
+    claims; BH q-values for the exploratory heatmap only; MDE at α/m (Holm's strictest
+    step, what the family guarantees) for the test each claim used. Mutates `comps`."""
+    idx = [i for i, c in enumerate(comps) if _finite(c.get("p"))]
     m = len(idx)
-    p_holm = holm([comps[i]["p_mwu"] for i in idx], alpha)
-    q_bh = bh([comps[i]["p_mwu"] for i in idx], alpha)
+    p_holm = holm([comps[i]["p"] for i in idx], alpha)
+    q_bh = bh([comps[i]["p"] for i in idx], alpha)
     for c in comps:
         c.update(p_holm=None, q_bh=None, significant=False, significant_bh=False)
     for j, i in enumerate(idx):
@@ -316,33 +360,44 @@ def apply_family(
         comps[i]["q_bh"] = float(q_bh[j])
         comps[i]["significant"] = bool(p_holm[j] < alpha)
         comps[i]["significant_bh"] = bool(q_bh[j] < alpha)
-    tidx = [i for i, c in enumerate(comps) if _finite(c.get("p_tost"))]
+    m_eff = max(m, 1)
+    # Equivalence only where the one-sided exact tests can reach α/m at all: with fewer
+    # processes "equivalent" could never be earned honestly (and TOST's error rate breaks).
+    n_eq = paired.min_processes_for(alpha / m_eff)
+    tidx = [
+        i
+        for i, c in enumerate(comps)
+        if _finite(c.get("p_tost")) and min(c["n_a"], c["n_b"]) >= n_eq
+    ]
     p_tost_holm = holm([comps[i]["p_tost"] for i in tidx], alpha)
     for c in comps:
-        c.update(p_tost_holm=None, equivalent=False)
+        c.update(p_tost_holm=None, equivalent=False, equivalence_min_processes=n_eq)
     for j, i in enumerate(tidx):
         comps[i]["p_tost_holm"] = float(p_tost_holm[j])
         comps[i]["equivalent"] = bool(p_tost_holm[j] < alpha) and not comps[i]["significant"]
-    m_eff = max(m, 1)
     for c in comps:
         sd = c.get("sd_log")
         c["family_size"] = m
-        c["mde_pct"] = mde_pct(sd, c["n_a"], c["n_b"], alpha / m_eff) if _finite(sd) else None
-        c["mde_pct_unadjusted"] = mde_pct(sd, c["n_a"], c["n_b"], alpha) if _finite(sd) else None
+        if c.get("design") == "paired":
+            n = c["n_processes"]
+            d = paired.mde(sd, n, alpha / m_eff) if _finite(sd) else None
+            d0 = paired.mde(sd, n, alpha) if _finite(sd) else None
+            c["mde_pct"] = math.expm1(d) * 100 if d is not None else None
+            c["mde_pct_unadjusted"] = math.expm1(d0) * 100 if d0 is not None else None
+        else:
+            c["mde_pct"] = mde_pct(sd, c["n_a"], c["n_b"], alpha / m_eff) if _finite(sd) else None
+            c["mde_pct_unadjusted"] = (
+                mde_pct(sd, c["n_a"], c["n_b"], alpha) if _finite(sd) else None
+            )
         reasons = []
         if c["n_a"] < 2 or c["n_b"] < 2:
             reasons.append(f"only {c['n_a']} and {c['n_b']} processes")
-        if c["min_p_mwu"] > alpha / m_eff:
+        if c["min_p"] > alpha / m_eff:
             reasons.append(
-                f"smallest attainable MWU p {c['min_p_mwu']:.2g} > α/m = {alpha / m_eff:.2g} "
+                f"smallest attainable p {c['min_p']:.2g} > α/m = {alpha / m_eff:.2g} "
                 f"(m = {m} {m_label})"
             )
         c["underpowered"] = bool(reasons)
-        if not reasons and min(c["n_a"], c["n_b"]) < 9 and _finite(c["mde_pct"]):
-            # anchors §5.4: below ~9 processes per arm only large effects can pass Holm
-            reasons.append(
-                f"few processes ({c['n_a']}/{c['n_b']}): detectable only ≳ {c['mde_pct']:.0f} %"
-            )
         c["power_note"] = "; ".join(reasons)
         c["verdict"] = verdict(c, margin)
 
@@ -390,20 +445,25 @@ def analyze_loaded(
     for name, cell in run.cells.items():
         if cell.hook == "none" and not cell.aa_copy:
             continue
-        base = baseline_of(cell, run.cells)
-        if base is None:
-            no_baseline.append(name)
-            continue
-        c = compare_groups(
-            base.runs,
-            cell.runs,
-            margin=margin,
-            n_boot=n_boot,
-            rng=cell_rng(name + "|cmp", seed),
-        )
+        if cell.pairs:  # the paired design: hook off and on inside each process
+            base_name = name + OFF_SUFFIX
+            c = paired_claim(cell.pairs, margin)
+        else:  # runs made before the paired design: hooked vs baseline cell, unpaired
+            base = baseline_of(cell, run.cells)
+            if base is None:
+                no_baseline.append(name)
+                continue
+            base_name = base.name
+            c = compare_groups(
+                base.runs,
+                cell.runs,
+                margin=margin,
+                n_boot=n_boot,
+                rng=cell_rng(name + "|cmp", seed),
+            )
         c = {
             "name": name,
-            "baseline": base.name,
+            "baseline": base_name,
             "workload": cell.workload,
             "size": cell.size,
             "buf_offset": cell.buf_offset,
@@ -418,14 +478,19 @@ def analyze_loaded(
     aa_rate = aa_unc = aa_pooled = None
     if aa:
         aa_rate = sum(c["significant"] for c in aa) / len(aa)
-        tested = [c for c in aa if _finite(c["p_mwu"])]
-        aa_unc = sum(c["p_mwu"] < alpha for c in tested) / len(tested) if tested else None
+        tested = [c for c in aa if _finite(c["p"])]
+        aa_unc = sum(c["p"] < alpha for c in tested) / len(tested) if tested else None
         # what a pooled-values t-test (pyperf compare_to's style) would have flagged:
         # shows why the process, not the value, is the unit
         pooled = []
         for c in aa:
-            va = np.concatenate(run.cells[c["baseline"]].runs)
-            vb = np.concatenate(run.cells[c["name"]].runs)
+            cell = run.cells[c["name"]]
+            if cell.pairs:
+                va = np.concatenate([off for off, _ in cell.pairs])
+                vb = np.concatenate([on for _, on in cell.pairs])
+            else:
+                va = np.concatenate(run.cells[c["baseline"]].runs)
+                vb = np.concatenate(cell.runs)
             if va.size > 1 and vb.size > 1 and np.var(va) + np.var(vb) > 0:
                 pooled.append(float(sps.ttest_ind(vb, va, equal_var=False).pvalue) < alpha)
         aa_pooled = sum(pooled) / len(pooled) if pooled else None
@@ -443,7 +508,7 @@ def analyze_loaded(
         "cells": list(summaries.values()),
         "comparisons": comps,
         "aa": aa,
-        "n_claims": sum(_finite(c["p_mwu"]) for c in comps),
+        "n_claims": sum(_finite(c["p"]) for c in comps),
         "significant": sum(c["significant"] for c in comps),
         "equivalent": sum(c["equivalent"] for c in comps),
         "underpowered": sum(c["underpowered"] for c in comps),

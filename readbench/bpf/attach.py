@@ -118,9 +118,7 @@ class AttachedHook:
             if stats:
                 self._stats_fd = lb.enable_stats()
             self._obj = _load(self._plan, self.tgid)
-            for s in self._plan.sides:
-                attach_type = _side_attach_type(spec.attach, s)
-                self._links.append(_attach_side(self._obj, s))
+            self.reattach()
         except lb.LibbpfError as e:
             self.close()
             raise MissingCapability(f"{spec.name}: {refusal(attach_type, e)}") from e
@@ -225,15 +223,36 @@ class AttachedHook:
         snap["programs"] = progs
         return snap
 
+    @property
+    def attached(self) -> bool:
+        return bool(self._links)
+
+    def detach(self) -> None:
+        """Destroy the links, keep the programs loaded: the paired design toggles the hook
+        between values without reloading it (and without touching the maps)."""
+        for link in reversed(self._links):
+            link.destroy()
+        self._links = []
+
+    def reattach(self) -> None:
+        """Attach every side again (after detach(), or the first time)."""
+        if self._links or self._obj is None or self._plan is None:
+            return
+        for s in self._plan.sides:
+            try:
+                self._links.append(_attach_side(self._obj, s))
+            except lb.LibbpfError as e:
+                self.detach()
+                attach_type = _side_attach_type(self.spec.attach, s)
+                raise MissingCapability(f"{self.spec.name}: {refusal(attach_type, e)}") from e
+
     def program_ids(self) -> list[int]:
         if self._obj is None or self._plan is None:
             return []
         return [self._obj.program(s.program).info().id for s in self._plan.sides]
 
     def close(self) -> None:
-        for link in reversed(self._links):
-            link.destroy()
-        self._links = []
+        self.detach()
         if self._obj is not None:
             self._obj.close()
             self._obj = None

@@ -26,7 +26,7 @@ class BatchResult:
 
 
 class ReadLoop:
-    """One open cell: a data file (or pipe + writer thread) and a prefaulted user buffer.
+    """One open cell: a data file (or pipe + writer process) and a prefaulted user buffer.
 
     `run(loops)` is what a pyperf value times; it raises MeasurementError on any
     failed or short read rather than returning a timing over less work.
@@ -78,6 +78,10 @@ class ReadLoop:
                 return max(1, int(loops * target_ns / max(r.ns, 1)))
             loops *= 4
 
+    def set_spin(self, iters: int) -> None:
+        """Inject `iters` turns of an empty loop after every op of later runs (0 = none)."""
+        lib.rb_set_spin(self._ctx, iters)
+
     def buffer(self) -> bytes:
         """Bytes currently in the user buffer (what the last read delivered)."""
         return bytes(ffi.buffer(lib.rb_buffer(self._ctx), self.size))
@@ -98,6 +102,13 @@ class ReadLoop:
 
     def __del__(self) -> None:
         self.close()
+
+
+def spin_iters_for(ns: float) -> int:
+    """Turns of the injected-delay loop that take about `ns`, measured on this CPU now."""
+    iters, reps = 100_000, 20
+    best = min(int(lib.rb_spin_ns(iters, reps)) for _ in range(5))  # least disturbed of 5
+    return max(0, round(ns * iters * reps / max(best, 1)))
 
 
 def dio_alignment(path: str | os.PathLike[str]) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -190,8 +191,32 @@ def _cell_argv(plan: Plan, cell: Cell) -> list[str]:
     return cell_argv(cell.workload, cell.size, cell.buf_offset, cell.hook, align, data)
 
 
-def worker_cmd(plan: Plan, cell: Cell, out: Path, loops: int | None) -> list[str]:
+def is_paired(cell: Cell) -> bool:
+    """Hooked cells (and A/A copies) are measured paired: off and on in the same process."""
+    return cell.hook != "none" or cell.aa_copy
+
+
+def worker_cmd(
+    plan: Plan, cell: Cell, out: Path, loops: int | None, round_no: int = 1
+) -> list[str]:
     m = plan.matrix
+    if is_paired(cell):
+        cmd = [
+            sys.executable, "-m", "readbench.measure.paired",
+            *_cell_argv(plan, cell),
+            "--rb-name", cell.name,
+            "--arms", "off,on",
+            "--processes", str(m.processes_per_round),
+            "--pairs", str(m.pairs),
+            "--min-time", str(m.min_time),
+            "--seed", str(zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode())),
+            "--output", str(out),
+        ]  # fmt: skip
+        if loops:
+            cmd += ["--loops", str(loops)]
+        if plan.affinity:
+            cmd += ["--affinity", plan.affinity]
+        return cmd
     cmd = [
         sys.executable, "-m", "readbench.measure.worker",
         *_cell_argv(plan, cell),
@@ -361,7 +386,7 @@ def _measure_round(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.part")
     tmp.unlink(missing_ok=True)
-    proc = child.run(worker_cmd(plan, c, tmp, loops), timeout=600)
+    proc = child.run(worker_cmd(plan, c, tmp, loops, r), timeout=900)
     if proc.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         failed[c.name] = f"round {r}: worker exited {proc.returncode}: {_error_tail(proc.stderr)}"

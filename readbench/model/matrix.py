@@ -138,7 +138,8 @@ class Matrix:
     blocks: list[Block]
     rounds: int = 5
     processes_per_round: int = 2
-    values: int = 3
+    values: int = 3  # pyperf values per process (cells without a hook)
+    pairs: int = 20  # blocks per process of a paired (hooked) cell: one value per arm each
     warmups: int = 1
     min_time: float = 0.02  # seconds per pyperf value; the C loop makes short values precise
     max_size: int = DEFAULT_MAX_SIZE
@@ -257,6 +258,7 @@ _TOP_KEYS = {
     "rounds": int,
     "processes_per_round": int,
     "values": int,
+    "pairs": int,
     "warmups": int,
     "min_time": float,
     "max_size": (int, str),

@@ -135,8 +135,13 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
             for hook, g in sub.groupby("hook"):
                 g = g.sort_values("size")
                 col = palette[hook]
-                lo = [c[0] for c in g["overhead_ci95_pct"]]
-                hi = [c[1] for c in g["overhead_ci95_pct"]]
+                # a cell with too few processes for an interval: its point, no band
+                cis = [
+                    c if c else (o, o)
+                    for c, o in zip(g["overhead_ci95_pct"], g["overhead_pct"], strict=True)
+                ]
+                lo = [c[0] for c in cis]
+                hi = [c[1] for c in cis]
                 ax.fill_between(g["size"], lo, hi, color=col, alpha=0.2, linewidth=0)
                 # error bars as well: a band has no width when a workload has one size
                 ax.errorbar(
@@ -450,8 +455,9 @@ def _forest(df: pd.DataFrame, width: float, row: float, xlabel: str, title: str)
     """Ratios with their 95 % CIs, one row per cell; red = significant after Holm."""
     fig, ax = plt.subplots(figsize=(width, 1.8 + row * len(df)), layout="constrained")
     y = np.arange(len(df))
-    lo = df["ratio"] - [c[0] for c in df["ratio_ci95"]]
-    hi = [c[1] for c in df["ratio_ci95"]] - df["ratio"]
+    cis = [c if c else (r, r) for c, r in zip(df["ratio_ci95"], df["ratio"], strict=True)]
+    lo = df["ratio"] - [c[0] for c in cis]
+    hi = [c[1] for c in cis] - df["ratio"]
     colors = ["#c44e52" if s else "#4c72b0" for s in df["significant"]]
     ax.errorbar(df["ratio"], y, xerr=[lo, hi], fmt="none", ecolor=colors)
     ax.scatter(df["ratio"], y, c=colors, zorder=3, s=16)

@@ -17,6 +17,7 @@ from readbench.model.matrix import parse_cell_name
 from readbench.model.schema import Manifest
 
 NS_PER_S = 1e9
+OFF_SUFFIX = "#off"  # the hook-off arm of a paired cell (readbench.measure.paired.OFF)
 
 
 def run_alpha(manifest: Manifest) -> float:
@@ -39,8 +40,11 @@ class CellData:
     aa_copy: bool
     status: str = "ok"
     reason: str = ""
-    # one array per worker process, ns per read op
+    # one array per worker process, ns per read op (a paired cell: its "on" arm)
     runs: list[np.ndarray] = field(default_factory=list)
+    # paired cells: per process, (off values, on values) in block order (value j of one arm
+    # and value j of the other were measured in the same block of the same process)
+    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -114,10 +118,23 @@ def load_run(run_dir: Path) -> RunData:
         ) from None
 
     data: dict[str, list[np.ndarray]] = {}
+    procs: dict[str, list[str | None]] = {}  # the process each run came from (paired cells)
     for bench in suite.get_benchmarks():
-        runs = [np.asarray(r.values, dtype=float) * NS_PER_S for r in bench.get_runs() if r.values]
+        runs = [r for r in bench.get_runs() if r.values]
         if runs:
-            data[bench.get_name()] = runs
+            data[bench.get_name()] = [np.asarray(r.values, dtype=float) * NS_PER_S for r in runs]
+            procs[bench.get_name()] = [r.get_metadata().get("readbench_process") for r in runs]
+    paired: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for name in [n for n in data if n.endswith(OFF_SUFFIX)]:
+        cell = name[: -len(OFF_SUFFIX)]
+        if cell not in data:
+            continue
+        off = dict(zip(procs.pop(name), data.pop(name), strict=True))
+        paired[cell] = [
+            (off[p], on)
+            for p, on in zip(procs[cell], data[cell], strict=True)
+            if p is not None and p in off and len(off[p]) == len(on)
+        ]
 
     cells: dict[str, CellData] = {}
     no_data: list[dict[str, Any]] = []
@@ -139,6 +156,7 @@ def load_run(run_dir: Path) -> RunData:
         )
         if name in data:
             cell.runs = data[name]
+            cell.pairs = paired.get(name, [])
             cells[name] = cell
         else:
             no_data.append(

@@ -118,38 +118,40 @@ class RunDir:
         return self.path / "suite.json"
 
     def build_suite(self, cell_names: list[str]) -> int:
-        """Merge every finished round file into suite.json (one benchmark per cell,
-        one pyperf run per worker process). Returns the number of cells with data."""
-        benches = []
+        """Merge every finished round file into suite.json: one benchmark per cell (a paired
+        cell: one per arm), one pyperf run per worker process. Returns the number of cells
+        with data."""
+        benches: dict[str, pyperf.Benchmark] = {}
+        cells = 0
         for name in cell_names:
-            bench: pyperf.Benchmark | None = None
-            for f in self._round_files(name):
-                b = pyperf.Benchmark.load(str(f))
-                if bench is None:
-                    bench = b
-                else:
-                    bench.add_runs(b)
-            if bench is not None:
-                benches.append(bench)
+            files = self._round_files(name)
+            cells += bool(files)
+            for f in files:
+                for b in pyperf.BenchmarkSuite.load(str(f)).get_benchmarks():
+                    if b.get_name() in benches:
+                        benches[b.get_name()].add_runs(b)
+                    else:
+                        benches[b.get_name()] = b
         if not benches:
             with contextlib.suppress(FileNotFoundError):
                 self.suite_path.unlink()
             return 0
         # pyperf dumps into a file object as well: same bytes, written like every other file
         buf = io.StringIO()
-        pyperf.BenchmarkSuite(benches).dump(buf)
+        pyperf.BenchmarkSuite(list(benches.values())).dump(buf)
         atomic_write_text(self.suite_path, buf.getvalue())
-        return len(benches)
+        return cells
 
     def _round_files(self, cell_name: str) -> list[Path]:
         return sorted((self.path / "rounds" / cell_slug(cell_name)).glob("r*.json"))
 
     def loops_of(self, cell_name: str) -> int | None:
-        """Loop count pyperf calibrated in the cell's first round (reused by later rounds)."""
+        """Loop count calibrated in the cell's first round (reused by later rounds)."""
         files = self._round_files(cell_name)
         if not files:
             return None
-        b = pyperf.Benchmark.load(str(files[0]))
+        suite = pyperf.BenchmarkSuite.load(str(files[0]))
+        b = suite.get_benchmark(cell_name)
         loops = b.get_metadata().get("loops")
         if loops is None:
             runs = [r for r in b.get_runs() if r.values]

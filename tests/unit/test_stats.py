@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyperf
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -213,21 +214,28 @@ def test_parse_cell_name(name: str, expected: tuple) -> None:
 
 
 def test_analyze_run_finds_exactly_the_costly_hooks(tmp_path: Path) -> None:
-    # SYNTHETIC: rawtp costs a made-up 60 ns: 20 % at cached/64, ~1 % at 64K
-    run = write_run(tmp_path / "r", sizes=(64, 65536), processes=12)
+    # SYNTHETIC: rawtp costs a made-up 60 ns (20 % at cached/64, ~1 % at 64K), fentry nothing
+    run = write_run(
+        tmp_path / "r",
+        sizes=(64, 65536),
+        processes=12,
+        hooks=("none", "rawtp:sys_enter:empty", "fentry:vfs_read:count"),
+        hook_cost={"rawtp:sys_enter:empty": (60.0, 0.0), "fentry:vfs_read:count": (0.0, 0.0)},
+    )
     res = stats.analyze_run(run)
     json.dumps(res, allow_nan=False)
     by = {c["name"]: c for c in res["comparisons"]}
-    assert set(by) == {
-        "cached/64/rawtp:sys_enter:empty",
-        "cached/65536/rawtp:sys_enter:empty",
-        "pipe/64/rawtp:sys_enter:empty",
-        "pipe/65536/rawtp:sys_enter:empty",
-    }
-    assert by["cached/64/rawtp:sys_enter:empty"]["significant"]
-    assert by["cached/64/rawtp:sys_enter:empty"]["delta_ns"] == pytest.approx(60, abs=10)
-    assert not by["cached/65536/rawtp:sys_enter:empty"]["significant"]
-    assert res["significant"] == sum(c["significant"] for c in res["comparisons"])
+    assert len(by) == 8 and all(c["design"] == "paired" for c in by.values())
+    for w in ("cached", "pipe"):
+        for s in (64, 65536):
+            rawtp = by[f"{w}/{s}/rawtp:sys_enter:empty"]
+            # pairing inside processes finds even the 1 % at 64 KiB
+            assert rawtp["significant"], rawtp
+            assert rawtp["delta_ns"] == pytest.approx(60, rel=0.1)
+            lo, hi = rawtp["delta_ci95"]
+            assert lo <= rawtp["delta_ns"] <= hi
+            assert not by[f"{w}/{s}/fentry:vfs_read:count"]["significant"]
+    assert res["significant"] == sum(c["significant"] for c in res["comparisons"]) == 4
     assert res["alpha"] == 0.01 and res["margin"] == 0.02
     for c in res["cells"]:
         for k in ("name", "workload", "size", "hook", "n_processes", "n_values", "median_ns"):
@@ -235,10 +243,10 @@ def test_analyze_run_finds_exactly_the_costly_hooks(tmp_path: Path) -> None:
         assert c["ci95_ns"][0] <= c["median_ns"] <= c["ci95_ns"][1]
         assert c["n_processes"] == 12 and c["n_values"] == 120
     for c in res["comparisons"]:
-        for k in ("delta_ns", "ratio", "ratio_ci95", "p_mwu", "p_welch_log", "p_holm"):
+        for k in ("delta_ns", "delta_ci95", "ratio", "ratio_ci95", "p", "p_holm", "mde_pct"):
             assert k in c
-        assert {"significant", "equivalent", "effect_size", "mde_pct"} <= set(c)
-    # A/A: the baseline against itself, its own family
+        assert {"significant", "equivalent", "verdict"} <= set(c)
+    # A/A: the baseline paired against itself, its own family
     assert res["aa_n"] == 4
     assert res["aa_false_positive_rate"] == sum(c["significant"] for c in res["aa"]) / 4
 
@@ -256,17 +264,22 @@ def test_analyze_run_two_processes_per_cell(tmp_path: Path) -> None:
     assert all(c["n_processes"] == 2 for c in res["cells"])
 
 
-def test_hooked_cell_without_baseline_is_listed(tmp_path: Path) -> None:
+def test_paired_cell_needs_no_baseline_but_an_unpaired_one_does(tmp_path: Path) -> None:
+    """A paired cell carries its own hook-off arm; a hooked cell of a run made before the
+    paired design (no #off benchmark) is compared with the baseline cell, or listed."""
     run = write_run(tmp_path / "r", sizes=(64,), hooks=("rawtp:sys_enter:empty",), aa=False)
+    res = stats.analyze_run(run)
+    assert {c["design"] for c in res["comparisons"]} == {"paired"} and res["no_baseline"] == []
+    suite = pyperf.BenchmarkSuite.load(str(run / "suite.json"))
+    kept = [b for b in suite.get_benchmarks() if not b.get_name().endswith("#off")]
+    (run / "suite.json").unlink()
+    pyperf.BenchmarkSuite(kept).dump(str(run / "suite.json"))
     res = stats.analyze_run(run)
     assert res["comparisons"] == []
     assert res["no_baseline"] == [
         "cached/64/rawtp:sys_enter:empty",
         "pipe/64/rawtp:sys_enter:empty",
     ]
-
-
-# --------------------------------------------------------------------- bad input
 
 
 def test_missing_run_dir(tmp_path: Path) -> None:

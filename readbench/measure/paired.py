@@ -1,0 +1,237 @@
+"""The paired worker: one process measures a cell in several *arms* (hook off, hook on; or, for
+`readbench calibrate`, nothing toggled and known injected delays), alternating per value.
+
+Everything but the arm is shared inside the process: fd, user buffer, pipe writer, data file,
+CPU placement. Each block of values runs every arm once, in a random order; after each toggle
+a short settling batch is run and discarded (the first reads after attaching a link or
+changing the delay pay for cold caches and branch predictors). Across processes these per-arm
+values pair up by block, so the statistic is one-sample: see readbench.analysis.paired.
+
+    python -m readbench.measure.paired --rb-workload cached --rb-size 64 --rb-hook rawtp:sys_enter
+        --rb-name NAME --processes 4 --pairs 20 --min-time 0.02 --output round.json
+
+The parent spawns --processes children one after the other (never two at once: they would
+compete for the CPUs) and writes one pyperf BenchmarkSuite to --output: one benchmark per arm,
+one pyperf run per child, runs of one child marked with the same `readbench_process`, so
+pyperf's own tools read the file (e.g. `python -m pyperf compare_to` across arms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyperf
+
+from readbench.measure.readloop import ReadLoop, spin_iters_for
+from readbench.measure.worker import add_cell_args, attach_hook, cell_argv, die_with_parent
+
+OFF = "#off"  # suffix of the hook-off benchmark of a paired cell
+SETTLE_FRACTION = 0.25  # settling batch after a toggle, as a fraction of a value's loops
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One state of the cell. `suffix` names its benchmark (cell name + suffix)."""
+
+    suffix: str
+    hook: bool = False  # the cell's hook attached
+    delay_pct: float = 0.0  # injected busy delay per op, % of the op's measured time
+
+    def label(self) -> str:
+        return self.suffix or "on"
+
+
+def hook_arms() -> list[Arm]:
+    return [Arm(OFF), Arm("", hook=True)]
+
+
+def parse_arms(text: str) -> list[Arm]:
+    """'off,on' (a hook toggled) or 'off,aa,d1,d2.5,…' (calibration: nothing toggled, and
+    delays of that many percent)."""
+    arms = []
+    for t in text.split(","):
+        t = t.strip()
+        if t == "off":
+            arms.append(Arm(OFF))
+        elif t == "on":
+            arms.append(Arm("", hook=True))
+        elif t == "aa":
+            arms.append(Arm("#aa"))
+        elif t.startswith("d") and _is_pct(t[1:]):
+            arms.append(Arm(f"#d{t[1:]}", delay_pct=float(t[1:])))
+        else:
+            raise ValueError(f"arm {t!r}: expected off, on, aa or dPCT")
+    return arms
+
+
+def _is_pct(s: str) -> bool:
+    try:
+        return 0 < float(s) < 1000
+    except ValueError:
+        return False
+
+
+def arms_arg(arms: list[Arm]) -> str:
+    out = []
+    for a in arms:
+        if a.suffix == OFF:
+            out.append("off")
+        elif a.hook:
+            out.append("on")
+        elif a.delay_pct:
+            out.append(f"d{a.delay_pct:g}")
+        else:
+            out.append("aa")
+    return ",".join(out)
+
+
+# -- one child process ---------------------------------------------------------------------
+
+
+def measure_process(args: argparse.Namespace, arms: list[Arm], seed: int) -> dict[str, Any]:
+    """Run in the child: every block times each arm once, in a random order."""
+    rng = random.Random(seed)
+    loop = ReadLoop(args.rb_workload, args.rb_size, args.rb_data or None, args.rb_offset,
+                    args.rb_align)  # fmt: skip
+    hook = attach_hook(args) if any(a.hook for a in arms) else None
+    try:
+        if hook is not None:
+            hook.detach()  # calibrate the hook-off loop count; arms attach as they need
+        loops = args.loops or loop.calibrate(args.min_time * 1e9)
+        settle = max(1, int(loops * SETTLE_FRACTION))
+        spins = {}
+        if any(a.delay_pct for a in arms):
+            base = min(loop.run(loops).ns / loops for _ in range(3))
+            spins = {a.suffix: spin_iters_for(base * a.delay_pct / 100) for a in arms}
+        state: Arm | None = None
+
+        def enter(arm: Arm) -> None:
+            nonlocal state
+            if hook is not None:
+                if arm.hook:
+                    hook.reattach()
+                else:
+                    hook.detach()
+            loop.set_spin(spins.get(arm.suffix, 0))
+            if state != arm:
+                loop.run(settle)  # discarded: the first reads after a toggle
+            state = arm
+
+        for arm in arms:  # warm-up value of each arm, discarded
+            enter(arm)
+            loop.run(loops)
+        values: dict[str, list[float]] = {a.suffix: [] for a in arms}
+        orders = []
+        for _ in range(args.pairs):
+            order = list(arms)
+            rng.shuffle(order)
+            orders.append("".join(str(arms.index(a)) for a in order))
+            for arm in order:
+                enter(arm)
+                r = loop.run(loops)
+                values[arm.suffix].append(r.ns / r.ops / 1e9)
+        return {
+            "pid": os.getpid(),
+            "loops": loops,
+            "settle_loops": settle,
+            "spin_iters": spins,
+            "values": values,
+            "orders": orders,
+            "threads": len(os.listdir("/proc/self/task")),
+        }
+    finally:
+        if hook is not None:
+            hook.close()
+        loop.close()
+
+
+# -- the parent: children one after the other, one pyperf suite -----------------------------
+
+
+def child_cmd(args: argparse.Namespace, process_no: int) -> list[str]:
+    return [
+        sys.executable, "-m", "readbench.measure.paired", "--child",
+        *cell_argv(args.rb_workload, args.rb_size, args.rb_offset, args.rb_hook, args.rb_align,
+                   args.rb_data),
+        "--rb-name", args.rb_name, "--arms", args.arms, "--pairs", str(args.pairs),
+        "--min-time", str(args.min_time), "--loops", str(args.loops or 0),
+        "--seed", str(args.seed + process_no),
+    ]  # fmt: skip
+
+
+def suite_of(name: str, arms: list[Arm], children: list[dict[str, Any]], tag: str) -> str:
+    """The pyperf suite JSON: one benchmark per arm, one run per child process."""
+    benches = []
+    for a in arms:
+        runs = []
+        for k, ch in enumerate(children):
+            md = {
+                "name": name + a.suffix,
+                "loops": ch["loops"],
+                "unit": "second",
+                "readbench_paired": name,
+                "readbench_arm": a.label(),
+                "readbench_process": f"{tag}-{k}-{ch['pid']}",
+                "readbench_block_orders": " ".join(ch["orders"]),
+                "readbench_settle_loops": ch["settle_loops"],
+                "readbench_threads": ch["threads"],
+            }
+            if a.delay_pct:
+                md["readbench_delay_pct"] = a.delay_pct
+                md["readbench_spin_iters"] = ch["spin_iters"][a.suffix]
+            runs.append(pyperf.Run(ch["values"][a.suffix], metadata=md, collect_metadata=False))
+        benches.append(pyperf.Benchmark(runs))
+    buf = io.StringIO()
+    pyperf.BenchmarkSuite(benches).dump(buf)
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m readbench.measure.paired")
+    add_cell_args(p)
+    p.add_argument("--rb-name", required=True)
+    p.add_argument("--arms", default="off,on")
+    p.add_argument("--processes", type=int, default=4)
+    p.add_argument("--pairs", type=int, default=20)
+    p.add_argument("--min-time", type=float, default=0.02)
+    p.add_argument("--loops", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--affinity", default=None)
+    p.add_argument("--output", type=Path)
+    p.add_argument("--child", action="store_true")
+    args = p.parse_args(argv)
+    arms = parse_arms(args.arms)
+    die_with_parent()
+    if args.child:
+        json.dump(measure_process(args, arms, args.seed), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    children = []
+    for k in range(args.processes):
+        cmd = child_cmd(args, k)
+        if args.affinity:
+            cmd = ["taskset", "-c", args.affinity, *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr)
+            return proc.returncode or 1
+        children.append(json.loads(proc.stdout))
+    text = suite_of(args.rb_name, arms, children, tag=f"s{args.seed}")
+    if args.output:
+        args.output.write_text(text)  # the runner renames it into place when whole
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
