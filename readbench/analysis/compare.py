@@ -28,22 +28,20 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from readbench.analysis import paired
 from readbench.analysis.stats import (
     DEFAULT_BOOT,
     analyze_loaded,
     apply_family,
-    baseline_of,
-    bootstrap_hl_log,
     cell_rng,
     compare_groups,
-    hodges_lehmann,
+    holm,
     json_clean,
-    per_process_medians,
 )
 from readbench.errors import BadInput
 from readbench.render import figures
 from readbench.render.report import machine_info, matrix_blocks, render
-from readbench.store.load import RunData, load_run
+from readbench.store.load import CellData, RunData, load_run
 from readbench.store.rundir import atomic_write_text
 
 SCHEMA = "readbench.compare/1"
@@ -128,11 +126,13 @@ def compare_runs(
             }
         )
     apply_family(rows, alpha, margin, m_label="cross-run claims")
-    changes = [
-        ch
-        for k, other in enumerate(runs[1:], start=1)
-        for ch in overhead_changes(ref, other, k, labels, n_boot=n_boot, seed=seed)
-    ]
+    changes: list[dict[str, Any]] = []
+    change_skipped: list[dict[str, Any]] = []
+    for k, other in enumerate(runs[1:], start=1):
+        rows_k, skipped_k = overhead_changes(ref, other, k, labels, alpha)
+        changes += rows_k
+        change_skipped += [{**s, "pair": k} for s in skipped_k]
+    _finish_changes(changes, alpha)
     for r in rows:
         if r["significant"]:
             r["verdict"] = "B slower" if r["delta_ns"] > 0 else "B faster"
@@ -172,50 +172,72 @@ def compare_runs(
         "significant": sum(r["significant"] for r in rows),
         "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
         "overhead_change": changes,
+        "overhead_change_skipped": change_skipped,
     }
     return json_clean(result)
 
 
+def _log_ratios(cell: CellData) -> np.ndarray:
+    """Per-process median log(on/off) of a paired cell: the statistic the run tested."""
+    return np.array([float(np.median(np.log(on / off))) for off, on in cell.pairs])
+
+
 def overhead_changes(
-    ref: RunData, other: RunData, k: int, labels: list[str], *, n_boot: int, seed: int
-) -> list[dict[str, Any]]:
-    """Did a hook's relative cost change between runs (e.g. with vs without ERMS)?
-    Estimate: ratio of the two runs' overhead ratios, exp(HL_B − HL_A) on log
-    per-process medians, with a 95 % CI from independent two-level bootstraps of
-    the four cells. An estimate with an interval, not a tested claim."""
-    out = []
-    for name, hb in other.cells.items():
-        ha = ref.cells.get(name)
-        if ha is None or ha.aa_copy or ha.hook == "none":
+    ref: RunData, other: RunData, k: int, labels: list[str], alpha: float
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Did a hook's relative cost change between runs (e.g. with vs without ERMS)? The
+    interaction of the paired designs: each run gives one median log(on/off) per process;
+    the change is the Hodges-Lehmann shift between the two runs' sets, tested with the exact
+    Mann-Whitney U. The caller applies Holm and sets the simultaneous interval level.
+    Returns the rows and the hooked cells it skipped, with the reason."""
+    rows, skipped = [], []
+    for name, ha in ref.cells.items():
+        if ha.aa_copy or ha.hook == "none":
             continue
-        base_a, base_b = baseline_of(ha, ref.cells), baseline_of(hb, other.cells)
-        if base_a is None or base_b is None:
+        hb = other.cells.get(name)
+        if hb is None:
+            skipped.append({"name": name, "reason": f"not measured in {labels[k]}"})
             continue
-        rng = cell_rng(f"{name}|change|{k}", seed)
-        la = hodges_lehmann(
-            np.log(per_process_medians(base_a.runs)), np.log(per_process_medians(ha.runs))
-        )
-        lb = hodges_lehmann(
-            np.log(per_process_medians(base_b.runs)), np.log(per_process_medians(hb.runs))
-        )
-        reps = bootstrap_hl_log(base_b.runs, hb.runs, n_boot=n_boot, rng=rng) - bootstrap_hl_log(
-            base_a.runs, ha.runs, n_boot=n_boot, rng=rng
-        )
-        lo, hi = np.exp(np.quantile(reps, [0.025, 0.975]))
-        out.append(
+        missing = [lab for lab, c in ((labels[0], ha), (labels[k], hb)) if not c.pairs]
+        if missing:
+            skipped.append(
+                {"name": name, "reason": f"not paired in {', '.join(missing)} (older run)"}
+            )
+            continue
+        la, lb = _log_ratios(ha), _log_ratios(hb)
+        rows.append(
             {
                 "name": name,
                 "pair": k,
                 "a": labels[0],
                 "b": labels[k],
-                "overhead_a_pct": (math.exp(la) - 1) * 100,
-                "overhead_b_pct": (math.exp(lb) - 1) * 100,
-                "change_ratio": math.exp(lb - la),
-                "change_ci95": [float(lo), float(hi)],
-                "ci_excludes_1": bool(lo > 1 or hi < 1),
+                "n_a": len(la),
+                "n_b": len(lb),
+                "overhead_a_pct": math.expm1(paired.pseudo_median(la)) * 100,
+                "overhead_b_pct": math.expm1(paired.pseudo_median(lb)) * 100,
+                "change_ratio": math.exp(paired.shift_estimate(la, lb)),
+                "p": paired.shift_p(la, lb),
+                "min_p": 2 / math.comb(len(la) + len(lb), len(la)),
+                "_la": la,
+                "_lb": lb,
             }
         )
-    return out
+    return rows, skipped
+
+
+def _finish_changes(rows: list[dict[str, Any]], alpha: float) -> None:
+    """Holm over the change claims; intervals at 1 − α/m (Bonferroni), so all of them hold
+    at once with probability ≥ 1 − α: a flag that an interval excludes 1 is then a claim."""
+    m = len(rows)
+    p_holm = holm([r["p"] for r in rows], alpha) if rows else []
+    level = 1 - alpha / max(m, 1)
+    for r, ph in zip(rows, p_holm, strict=True):
+        ci = paired.shift_ci(r.pop("_la"), r.pop("_lb"), level)
+        r["change_ci"] = [math.exp(x) for x in ci] if ci else None
+        r["change_ci_level"] = level
+        r["p_holm"] = float(ph)
+        r["significant"] = bool(ph < alpha)
+        r["family_size"] = m
 
 
 def _machine_brief(run: RunData) -> dict[str, Any]:
@@ -310,21 +332,25 @@ def rich_table(result: dict[str, Any]) -> Table:
 
 
 def rich_change_table(result: dict[str, Any]) -> Table | None:
-    """Hook overhead in each run and its ratio B/A with CI (an estimate, not a claim)."""
+    """Hook overhead in each run and its change B/A (Holm-tested, simultaneous CI)."""
     rows = result.get("overhead_change") or []
     if not rows:
         return None
-    t = Table(title=Text("hook overhead change between runs (estimate with 95% CI, no claim)"))
-    for col in ("hooked cell", "B vs A", "overhead A %", "overhead B %", "ratio B/A [95% CI]"):
+    t = Table(title=Text("hook overhead change between runs (paired overheads, Holm)"))
+    cols = ("hooked cell", "B vs A", "n A/B", "overhead A %", "overhead B %", "ratio B/A [CI]",
+            "p Holm")  # fmt: skip
+    for col in cols:
         t.add_column(col, justify="left" if col in ("hooked cell", "B vs A") else "right")
     for c in rows:
-        lo, hi = c["change_ci95"]
+        ci = c["change_ci"]
         t.add_row(
             Text(c["name"]),
             Text(f"{c['b']} / {c['a']}"),
+            f"{c['n_a']}/{c['n_b']}",
             f"{c['overhead_a_pct']:+.2f}",
             f"{c['overhead_b_pct']:+.2f}",
-            f"{c['change_ratio']:.4f} [{lo:.4f}, {hi:.4f}]",
-            style="bold" if c["ci_excludes_1"] else "",
+            f"{c['change_ratio']:.4f} " + (f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "[–]"),
+            f"{c['p_holm']:.2g}",
+            style="bold red" if c["significant"] else "",
         )
     return t

@@ -152,3 +152,47 @@ def robust_sd(x: np.ndarray) -> float:
         return float("nan")
     mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
     return max(float(np.std(x, ddof=1)), mad)
+
+
+# -- two runs: did a hook's paired overhead change? ---------------------------------------
+
+
+@cache
+def rank_sum_counts(n1: int, n2: int) -> np.ndarray:
+    """counts[u] = number of orderings of n1 xs and n2 ys (distinct) with Mann-Whitney
+    U = u (pairs x > y). The largest value is an x (beating all n2 ys) or a y:
+    f(i, j)[u] = f(i-1, j)[u-j] + f(i, j-1)[u]."""
+    if n1 == 0 or n2 == 0:
+        return np.ones(1)
+    out = np.zeros(n1 * n2 + 1)
+    x_last = rank_sum_counts(n1 - 1, n2)
+    out[n2 : n2 + len(x_last)] += x_last
+    y_last = rank_sum_counts(n1, n2 - 1)
+    out[: len(y_last)] += y_last
+    return out
+
+
+def shift_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact two-sided Mann-Whitney p of b against a (continuous data: no ties)."""
+    n1, n2 = len(b), len(a)
+    counts = rank_sum_counts(n1, n2)
+    total = counts.sum()
+    u = int(np.sum(np.asarray(b)[:, None] > np.asarray(a)[None, :]))
+    le, ge = counts[: u + 1].sum() / total, counts[u:].sum() / total
+    return float(min(1.0, 2 * min(le, ge)))
+
+
+def shift_ci(a: np.ndarray, b: np.ndarray, level: float) -> list[float] | None:
+    """Exact CI of the Hodges-Lehmann shift b − a: the pairwise differences at the
+    Mann-Whitney critical values (the inversion of shift_p). None when n is too small."""
+    counts = rank_sum_counts(len(b), len(a))
+    cdf = np.cumsum(counts) / counts.sum()
+    k = int(np.searchsorted(cdf, (1 - level) / 2 + 1e-12, side="right"))
+    if k == 0:
+        return None
+    d = np.sort((np.asarray(b)[:, None] - np.asarray(a)[None, :]).ravel())
+    return [float(d[k - 1]), float(d[len(d) - k])]
+
+
+def shift_estimate(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.median(np.asarray(b)[:, None] - np.asarray(a)[None, :]))

@@ -27,6 +27,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
 from readbench.analysis import paired
+from readbench.analysis.headline import headlines
 from readbench.errors import BadInput
 from readbench.store.load import OFF_SUFFIX, CellData, RunData, load_run
 
@@ -512,6 +513,7 @@ def analyze_loaded(
         "significant": sum(c["significant"] for c in comps),
         "equivalent": sum(c["equivalent"] for c in comps),
         "underpowered": sum(c["underpowered"] for c in comps),
+        "headlines": headlines(comps, margin),
         "aa_false_positive_rate": aa_rate,
         "aa_uncorrected_rate": aa_unc,
         "aa_pooled_values_rate": aa_pooled,

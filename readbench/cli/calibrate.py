@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         min_time=args.min_time,
         alpha=args.alpha,
         seed=args.seed,
-        progress=lambda t, k: console.print(f"trial {t}/{k}", end="\r"),
+        progress=lambda t, k: console.print(f"calibration trial {t}/{k}"),
     )
     if args.json:
         emit_json(res)

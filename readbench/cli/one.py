@@ -20,8 +20,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     so.add_argument("--hook", default="none")
     so.add_argument("--buf-offset", type=int, default=0)
     so.add_argument("--perf", action="store_true", help="add the perf counters/attribution pass")
-    # 5 rounds × 2 processes: 10 processes, enough for the exact paired test to reach
-    # α = 0.01 (it cannot below 8) and for a 95 % interval of the pseudo-median
+    # 5 rounds × 3 paired processes: 15 processes, enough for the exact paired test to reach
+    # α = 0.01 (it cannot below 8) and for a tight 95 % interval of the pseudo-median
     so.add_argument("--rounds", type=int, default=5)
     so.add_argument("--pairs", type=int, default=20, help="hook off/on blocks per process")
     so.add_argument("--seed", type=int, default=None)
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         processes_per_round=2,
         values=3,
         pairs=args.pairs,
+        paired_processes_per_round=3,
         perf=False,
         bpf_stats=args.hook != "none",
         copy=False,

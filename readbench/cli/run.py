@@ -20,6 +20,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sr.add_argument("--buf-offsets")
     sr.add_argument("--rounds", type=int)
     sr.add_argument("--aa", action="store_true", help="measure the baseline twice (A/A)")
+    sr.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also measure the paired test's A/A rate and power here (readbench calibrate)",
+    )
     sr.add_argument("--perf", dest="perf", action="store_true", default=None)
     sr.add_argument("--no-perf", dest="perf", action="store_false")
     sr.add_argument(
@@ -113,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             matrix.rounds = args.rounds
         if args.aa:
             matrix.aa = True
+        if args.calibrate:
+            matrix.calibrate = True
         if args.perf is not None:
             matrix.perf = args.perf
         if args.copy is not None:

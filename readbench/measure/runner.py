@@ -38,7 +38,7 @@ from readbench.measure.worker import cell_argv
 from readbench.model import hookspec, schema
 from readbench.model.matrix import Cell, Matrix, validate
 from readbench.render.terminal import console
-from readbench.store.rundir import RunDir
+from readbench.store.rundir import RunDir, atomic_write_json
 
 # Wide enough for cell names when stderr is a pipe or a CI log (rich assumes 80 there).
 
@@ -206,7 +206,7 @@ def worker_cmd(
             *_cell_argv(plan, cell),
             "--rb-name", cell.name,
             "--arms", "off,on",
-            "--processes", str(m.processes_per_round),
+            "--processes", str(m.paired_processes_per_round),
             "--pairs", str(m.pairs),
             "--min-time", str(m.min_time),
             "--seed", str(zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode())),
@@ -363,6 +363,9 @@ def execute(
                 progress.update(task, description=f"{kind} pass {c.name}")
                 _side_pass(plan, run, child, c, kind, manifest)
                 progress.advance(task)
+            if m.calibrate and not (run.path / "calibration.json").exists():
+                progress.update(task, description="calibration of the paired test")
+                _calibration(plan, run, child, manifest)
             if m.copy and not (run.path / "copy.json").exists():
                 progress.update(task, description="user-space copy strategies sweep")
                 _copy_sweep(run, child, manifest)
@@ -419,6 +422,21 @@ def _side_failure(manifest: dict[str, Any], cell: str, kind: str, reason: str) -
     """Record a failed side pass in the manifest (the report lists them) and say so now."""
     manifest.setdefault("side_failures", []).append({"cell": cell, "kind": kind, "reason": reason})
     console.print(f"[yellow]{kind} pass of {cell} failed[/yellow]: {reason}")
+
+
+def _calibration(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
+    """`readbench calibrate` on the run's first cached cell size (or cached/64), as a child,
+    so an interrupt kills it like any other measurement."""
+    sizes = sorted(c.size for c in plan.cells if c.workload == "cached") or [64]
+    cmd = [sys.executable, "-m", "readbench", "calibrate", "--json",
+           "--workload", "cached", "--size", str(sizes[0]), "--alpha", str(plan.alpha),
+           "--data-dir", str(plan.data_dir),
+           "--trials", str(plan.matrix.calibrate_trials)]  # fmt: skip
+    proc = child.run(cmd, timeout=1800)
+    if proc.returncode != 0:
+        _side_failure(manifest, "calibration", "calibrate", _error_tail(proc.stderr))
+        return
+    atomic_write_json(run.path / "calibration.json", json.loads(proc.stdout))
 
 
 def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:

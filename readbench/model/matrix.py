@@ -137,7 +137,10 @@ class Matrix:
     name: str
     blocks: list[Block]
     rounds: int = 5
-    processes_per_round: int = 2
+    processes_per_round: int = 2  # pyperf workers per round of a cell without a hook
+    # Paired (hooked) cells: worker processes per round. Their exact test needs
+    # 2/2^n <= alpha/m to reach significance at all: 16 processes serve ~60 claims at 0.01.
+    paired_processes_per_round: int = 4
     values: int = 3  # pyperf values per process (cells without a hook)
     pairs: int = 20  # blocks per process of a paired (hooked) cell: one value per arm each
     warmups: int = 1
@@ -147,6 +150,8 @@ class Matrix:
     bpf_stats: bool = True  # run the BPF_ENABLE_STATS side pass per hooked cell
     copy: bool = False  # run the user-space copy-strategy sweep
     aa: bool = False
+    calibrate: bool = False  # measure the paired test's A/A rate and power (calibration.json)
+    calibrate_trials: int = 20
 
     def cells(self) -> list[Cell]:
         seen: dict[str, Cell] = {}
@@ -220,17 +225,27 @@ def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
             bpf_stats=True,
         )
     if name == "default":
+        # Every design size where the copy routine changes (cached); the memory-bound and
+        # device-bound workloads at the sizes that show their shape; every available hook
+        # at four cached sizes and one pipe size, paired, 16 processes each (see README).
         return Matrix(
             "default",
             [
-                Block(["cached", "cached-stream", "pipe"], DESIGN_SIZES),
+                Block(["cached"], DESIGN_SIZES),
+                Block(
+                    ["cached-stream"], [64, 256, KiB, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]
+                ),
+                Block(["pipe"], [1, 64, 4 * KiB, 64 * KiB]),
                 Block(["uncached"], [64, 4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
                 Block(["direct"], [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB]),
-                Block(["cached"], [1, 64, 4 * KiB, 64 * KiB, MiB], ["none", *hooked("cached")]),
-                Block(["pipe"], [64, 4 * KiB], ["none", *hooked("pipe")]),
+                Block(["cached"], [64, 4 * KiB, 64 * KiB, MiB], ["none", *hooked("cached")]),
+                Block(["pipe"], [64], ["none", *hooked("pipe")]),
             ],
-            rounds=5,
+            rounds=4,
             processes_per_round=2,
+            paired_processes_per_round=4,
+            pairs=10,
+            min_time=0.01,
             perf=True,
             copy=True,
         )
@@ -257,6 +272,7 @@ def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
 _TOP_KEYS = {
     "rounds": int,
     "processes_per_round": int,
+    "paired_processes_per_round": int,
     "values": int,
     "pairs": int,
     "warmups": int,
@@ -266,6 +282,8 @@ _TOP_KEYS = {
     "bpf_stats": bool,
     "copy": bool,
     "aa": bool,
+    "calibrate": bool,
+    "calibrate_trials": int,
 }
 
 

@@ -234,6 +234,7 @@ def build_context(
     for p in perf:
         # unsupported counters have no value: listing them as 0 would be a made-up number
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
+    calibration = read_side_json(run_dir / "calibration.json")
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
@@ -267,6 +268,7 @@ def build_context(
         "copy_results": copy_results,
         "copy_skipped": [s for s in copy.get("skipped") or [] if isinstance(s, dict)],
         "bpf": bpf,
+        "calibration": calibration if isinstance(calibration, dict) else None,
         "figs": figs,
         "alpha": alpha,
         "margin": margin,

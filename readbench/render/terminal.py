@@ -14,6 +14,11 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 def print_cells(res: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    # The answer first: one sentence per workload, from the measured claims.
+    for h in res.get("headlines") or []:
+        console.print(Text(f"{h['workload']}: {h['text']}."), style="bold")
 
     t = Table(title="cells (ns per read)")
     for col in (
