@@ -573,6 +573,15 @@ void *rb_buffer(struct rb_ctx *c) { return c->buf; }
 
 void rb_set_spin(struct rb_ctx *c, uint64_t iters) { c->spin = iters; }
 
+uint64_t rb_null_syscall_ns(uint64_t loops)
+{
+    /* A syscall number no kernel defines: entry, the ENOSYS dispatch, exit. Nothing else. */
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < loops; i++)
+        syscall(100000);
+    return now_ns() - t0;
+}
+
 uint64_t rb_spin_ns(uint64_t iters, uint64_t reps)
 {
     uint64_t t0 = now_ns();

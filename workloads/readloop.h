@@ -31,6 +31,8 @@ void rb_close(struct rb_ctx *c);
 void rb_set_spin(struct rb_ctx *c, uint64_t iters);
 /* Elapsed ns of `reps` delays of `iters` turns, to size a delay in ns. */
 uint64_t rb_spin_ns(uint64_t iters, uint64_t reps);
+/* Elapsed ns of `loops` calls of an undefined syscall: the floor every syscall pays. */
+uint64_t rb_null_syscall_ns(uint64_t loops);
 /* Address of the user buffer (tests check what BPF `inspect` saw). */
 void *rb_buffer(struct rb_ctx *c);
 /* DIO alignment of `path` via statx(STATX_DIOALIGN); 0 when the kernel or fs

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from readbench.errors import BadInput
 from readbench.model.hookspec import parse
 from readbench.model.workloads import SYSCALL_OF
 
@@ -31,12 +32,14 @@ def _size(n: int) -> str:
 
 
 def sentence(c: dict[str, Any]) -> str:
-    spec = parse(c["hook"])
-    body = "an empty" if spec.body == "empty" else f"a {spec.body}"
-    target = spec.target.split("/")[-1]
-    what = f"{body} {_KIND[spec.attach]} on {target}"
-    call = SYSCALL_OF[c["workload"]].replace("64", "")
-    op = f"a {_size(c['size'])} {_OP[c['workload']]} {call}"
+    try:
+        spec = parse(c["hook"])
+        body = "an empty" if spec.body == "empty" else f"a {spec.body}"
+        what = f"{body} {_KIND[spec.attach]} on {spec.target.split('/')[-1]}"
+    except BadInput:  # a hook name this version does not know (an older or foreign run)
+        what = f"the hook {c['hook']}"
+    call = SYSCALL_OF.get(c["workload"], "read").replace("64", "")
+    op = f"a {_size(c['size'])} {_OP.get(c['workload'], c['workload'])} {call}"
     ci = c.get("delta_ci95")
     ci_txt = f" (95% CI {ci[0]:.0f}–{ci[1]:.0f})" if ci else ""
     pct = f"{c['overhead_pct']:+.0f}%" if abs(c["overhead_pct"]) >= 1 else (

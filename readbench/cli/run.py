@@ -21,6 +21,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sr.add_argument("--rounds", type=int)
     sr.add_argument("--aa", action="store_true", help="measure the baseline twice (A/A)")
     sr.add_argument(
+        "--atlas",
+        dest="atlas",
+        action="store_true",
+        default=None,
+        help="add the hook-point atlas of each hooked workload (default: on with --perf)",
+    )
+    sr.add_argument("--no-atlas", dest="atlas", action="store_false")
+    sr.add_argument(
         "--calibrate",
         action="store_true",
         help="also measure the paired test's A/A rate and power here (readbench calibrate)",
@@ -122,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
             matrix.calibrate = True
         if args.perf is not None:
             matrix.perf = args.perf
+            matrix.atlas = matrix.atlas or args.perf  # the atlas rides with the perf pass
+        if args.atlas is not None:
+            matrix.atlas = args.atlas
         if args.copy is not None:
             matrix.copy = args.copy
         data_dir = args.data_dir or datafiles.default_data_dir()

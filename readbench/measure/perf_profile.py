@@ -12,13 +12,14 @@ import platform
 import time
 from typing import Any
 
+from readbench.analysis import anatomy
 from readbench.kernel import copyroutine, cpu
 from readbench.kernel import perf_event_open as perf_events
 from readbench.kernel.attribution import attribute
 from readbench.kernel.ksyms import Kallsyms
 from readbench.kernel.perf_event_open import Sample
 from readbench.kernel.text import open_kernel_text
-from readbench.measure.readloop import ReadLoop
+from readbench.measure.readloop import ReadLoop, null_syscall_ns
 
 BATCH_NS = 20_000_000  # ~20 ms per run() call: drains the ring well before it fills
 
@@ -170,6 +171,7 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
     counting = count(loop, seconds / 2)
     sampling = sample(loop, seconds / 2, routine, ks)
     chunks = chunk_sizes(loop, workload, size)
+    null_ns = null_syscall_ns()
     path = next(
         (
             r
@@ -178,7 +180,7 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
         ),
         None,
     )
-    return {
+    out = {
         "workload": workload,
         "size": size,
         "scope": "timed loop only (perf fds enabled/disabled by the C loop via ctl_fds)",
@@ -198,6 +200,8 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
         "derived": counting["derived"],
         "counting": {k: counting[k] for k in ("ops", "syscalls", "loop_ns")},
         "chunks": chunks,
+        # the entry/exit floor any syscall pays, measured in this pass (the anatomy's floor)
+        "null_syscall_ns": null_ns,
         "routine": {
             "name": routine["name"],
             "symbol": routine["symbol"],
@@ -208,3 +212,6 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
             "kallsyms_check": routine["kallsyms_check"]["status"],
         },
     }
+    # where the read's time goes, layer by layer (readbench.analysis.anatomy)
+    out["anatomy"] = anatomy.layers(out)
+    return out

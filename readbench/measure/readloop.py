@@ -111,6 +111,15 @@ def spin_iters_for(ns: float) -> int:
     return max(0, round(ns * iters * reps / max(best, 1)))
 
 
+def null_syscall_ns(seconds: float = 0.05) -> float:
+    """ns per call of a syscall that does nothing (entry and exit only): the fastest of five
+    batches, the least disturbed."""
+    loops = 1000
+    while lib.rb_null_syscall_ns(loops) < seconds * 1e9 / 5:
+        loops *= 4
+    return min(lib.rb_null_syscall_ns(loops) for _ in range(5)) / loops
+
+
 def dio_alignment(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(memory, offset) alignment for O_DIRECT from statx STATX_DIOALIGN; (0, 0) if unreported."""
     mem = ffi.new("uint32_t *")

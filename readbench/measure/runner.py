@@ -207,7 +207,7 @@ def worker_cmd(
             "--rb-name", cell.name,
             "--arms", "off,on",
             "--processes", str(m.paired_processes_per_round),
-            "--pairs", str(m.pairs),
+            "--pairs", str(m.pairs_by_workload.get(cell.workload, m.pairs)),
             "--min-time", str(m.min_time),
             "--seed", str(zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode())),
             "--output", str(out),
@@ -363,6 +363,11 @@ def execute(
                 progress.update(task, description=f"{kind} pass {c.name}")
                 _side_pass(plan, run, child, c, kind, manifest)
                 progress.advance(task)
+            if m.atlas:
+                for w, size in atlas_targets(plan):
+                    if not run.side_file("atlas", f"{w}/{size}").exists():
+                        progress.update(task, description=f"hook-point atlas {w}/{size}")
+                        _atlas(plan, run, child, manifest, w, size)
             if m.calibrate and not (run.path / "calibration.json").exists():
                 progress.update(task, description="calibration of the paired test")
                 _calibration(plan, run, child, manifest)
@@ -422,6 +427,28 @@ def _side_failure(manifest: dict[str, Any], cell: str, kind: str, reason: str) -
     """Record a failed side pass in the manifest (the report lists them) and say so now."""
     manifest.setdefault("side_failures", []).append({"cell": cell, "kind": kind, "reason": reason})
     console.print(f"[yellow]{kind} pass of {cell} failed[/yellow]: {reason}")
+
+
+def atlas_targets(plan: Plan) -> list[tuple[str, int]]:
+    """Each hooked workload at its smallest hooked size (the atlas counts and tries points;
+    the overheads come from the run's own paired cells)."""
+    sizes: dict[str, int] = {}
+    for c in plan.cells:
+        if c.hook != "none" and not c.aa_copy:
+            sizes[c.workload] = min(sizes.get(c.workload, c.size), c.size)
+    return sorted(sizes.items())
+
+
+def _atlas(
+    plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any], w: str, size: int
+) -> None:
+    cmd = [sys.executable, "-m", "readbench", "atlas", "--json", "--no-overhead",
+           "--workload", w, "--size", str(size), "--data-dir", str(plan.data_dir)]  # fmt: skip
+    proc = child.run(cmd, timeout=900)
+    if proc.returncode != 0:
+        _side_failure(manifest, f"{w}/{size}", "atlas", _error_tail(proc.stderr))
+        return
+    run.write_side("atlas", f"{w}/{size}", json.loads(proc.stdout))
 
 
 def _calibration(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:

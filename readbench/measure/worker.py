@@ -64,6 +64,13 @@ def attach_hook(args: Any, **kw: Any) -> Any:
     """The cell's hook attached in this process (links die with it), or None for `none`."""
     if args.rb_hook == "none":
         return None
+    if args.rb_hook.startswith("point:"):
+        # The atlas's counting program on any point: point:ATTACH:GROUP/TARGET (its overhead)
+        from readbench.atlas.probe import PointHook
+
+        _, attach, where = args.rb_hook.split(":", 2)
+        group, _, target = where.rpartition("/")
+        return PointHook(attach, target, group)
     from readbench.bpf import attach as bpf_attach
     from readbench.model import hookspec
 

@@ -36,6 +36,9 @@ class MatrixJSON(TypedDict, total=False):
     processes_per_round: int
     values: int
     warmups: int
+    pairs: int
+    pairs_by_workload: dict[str, int]
+    paired_processes_per_round: int
     min_time: float
     max_size: int
     perf: bool

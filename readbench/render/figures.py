@@ -511,3 +511,57 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
             "Forest plot of per-cell ratios between two runs",
             "Red = significant after Holm across this comparison's common cells.",
         )
+
+
+@_quiet
+def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
+    """Stacked ns per read by layer, one panel per workload, sizes along x."""
+    rows = []
+    for p in perf:
+        a = p.get("anatomy")
+        if not isinstance(a, dict):
+            continue
+        for layer in a["layers"]:
+            rows.append({"workload": p["workload"], "size": int(p["size"]),
+                         "layer": layer["layer"], "ns": layer["ns"]})  # fmt: skip
+    if not rows:
+        return None
+    with plt.rc_context(RC):
+        df = pd.DataFrame(rows)
+        order = list(dict.fromkeys(r["layer"] for r in rows))
+        colors = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
+        keys = sorted(df["workload"].unique())
+        fig, axes = _facets(len(keys))
+        for ax, w in zip(axes, keys, strict=True):
+            sub = df[df["workload"] == w].pivot_table(
+                index="size", columns="layer", values="ns", aggfunc="median"
+            )
+            sub = sub[[c for c in order if c in sub.columns]]
+            x = np.arange(len(sub.index))
+            total = sub.fillna(0).sum(axis=1).to_numpy()
+            bottom = np.zeros(len(x))
+            # shares stacked to 100 %, the read's total ns written on each bar: sizes span
+            # three orders of magnitude, and a log axis would distort a stack
+            for layer in sub.columns:
+                vals = sub[layer].fillna(0).to_numpy() / np.where(total > 0, total, 1) * 100
+                ax.bar(x, vals, bottom=bottom, color=colors[layer], label=layer, width=0.8)
+                bottom += vals
+            for xi, t in zip(x, total, strict=True):
+                ax.text(xi, 101, f"{t:,.0f}", ha="center", va="bottom", fontsize=6, rotation=90)
+            ax.set_ylim(0, 125)
+            ax.set_xticks(x)
+            ax.set_xticklabels([size_label(s) for s in sub.index], rotation=45, fontsize=7)
+            ax.set_title(_label(w))
+            ax.set_xlabel("buffer size")
+            ax.set_ylabel("share of a read's time (%)")
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in order]
+        fig.legend(handles, order, loc="outside lower center", ncol=4, fontsize=7)
+        return Figure(
+            "fig-anatomy",
+            "Anatomy of a read()",
+            _encode(fig),
+            "Stacked bars of ns per read by layer of the read path, per workload and size",
+            "On-CPU samples of the perf pass grouped by the layer of the function they hit, "
+            "scaled by task-clock per read; time off the CPU is device wait. Above each bar: "
+            "the read's total ns.",
+        )

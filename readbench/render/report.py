@@ -15,7 +15,10 @@ from typing import Any
 import jinja2
 
 from readbench.analysis.stats import analyze_loaded
+from readbench.atlas.points import hooks_for
+from readbench.atlas.recommend import recommend
 from readbench.kernel.cpu import COPY_FLAGS
+from readbench.model.hookspec import parse
 from readbench.model.matrix import parse_cell_name
 from readbench.render import figures
 from readbench.store.load import RunData, load_run, read_side_json, run_alpha, run_margin
@@ -235,11 +238,13 @@ def build_context(
         # unsupported counters have no value: listing them as 0 would be a made-up number
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
     calibration = read_side_json(run_dir / "calibration.json")
+    atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
     bpf = bpf_rows(run_dir, comps)
     figs = {
+        "anatomy": figures.anatomy(perf),
         "overhead": figures.overhead_vs_size(comps, margin),
         "heatmap": figures.overhead_heatmap(comps, alpha),
         "dist": figures.distributions(analysis["cells"]),
@@ -269,10 +274,33 @@ def build_context(
         "copy_skipped": [s for s in copy.get("skipped") or [] if isinstance(s, dict)],
         "bpf": bpf,
         "calibration": calibration if isinstance(calibration, dict) else None,
+        "atlases": atlases,
+        "anatomy_rows": [p for p in perf if isinstance(p.get("anatomy"), dict)],
         "figs": figs,
         "alpha": alpha,
         "margin": margin,
     }
+
+
+def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    """The run's atlas counts and tries points; the overhead of a point's empty and inspect
+    programs comes from the run's own paired claims where it measured that hook there."""
+    claims = {c["name"]: c for c in analysis.get("comparisons", [])}
+    w, size = atlas.get("workload"), atlas.get("size")
+    for row in atlas.get("points", []):
+        if row.get("overhead_ns"):
+            continue
+        ns: dict[str, Any] = {}
+        ci: dict[str, Any] = {}
+        for body, hook in hooks_for(row).items():
+            c = None
+            if hook and not hook.startswith("point:"):
+                c = claims.get(f"{w}/{size}/{parse(hook).name}")
+            ns[body] = c["delta_ns"] if c else None
+            ci[body] = c["delta_ci95"] if c else None
+        row["overhead_ns"], row["overhead_ci95"] = ns, ci
+    atlas["recommendations"] = recommend(atlas.get("points", []))
+    return atlas
 
 
 def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:

@@ -188,12 +188,15 @@ def test_hook_overhead_change_between_runs(tmp_path: Path) -> None:
     assert len(by) == 8
     c = by[(1, "cached/64/rawtp:sys_enter:empty")]
     expected = (1 + 90 / 303.84) / (1 + 60 / 303.84)  # model: base 300 + 0.06·64 ns
-    lo, hi = c["change_ci95"]
-    assert c["ci_excludes_1"] and lo < expected < hi
+    lo, hi = c["change_ci"]
+    assert c["significant"] and lo < expected < hi
+    assert c["n_a"] == c["n_b"] == 12 and c["change_ci_level"] == pytest.approx(1 - 0.01 / 8)
     assert all(by[(1, n)]["change_ratio"] > 1 for (k, n) in by if k == 1)
-    # same model, fresh noise: the intervals cover "no change"
+    # same model, fresh noise: no change claimed, and the simultaneous intervals cover 1
+    assert not any(by[(2, n)]["significant"] for (k, n) in by if k == 2)
     assert all(
-        by[(2, n)]["change_ci95"][0] < 1 < by[(2, n)]["change_ci95"][1] for (k, n) in by if k == 2
+        by[(2, n)]["change_ci"][0] < 1 < by[(2, n)]["change_ci"][1] for (k, n) in by if k == 2
     )
+    assert r["overhead_change_skipped"] == []
     html = write_compare(r, tmp_path / "rep").read_text()
     assert "Hook overhead change, B vs A" in html

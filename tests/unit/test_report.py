@@ -44,9 +44,10 @@ def test_report_has_every_section_and_figure(full_report: tuple[Path, str]) -> N
     assert path.name == "index.html" and path.parent.name == "synthetic-run"
     for sec in ("summary", "machine", "unavailable", "overhead", "heatmap", "progmech"):
         assert f'id="{sec}"' in html
-    for sec in ("dist", "copy", "aa", "method"):
+    for sec in ("dist", "copy", "aa", "method", "answer", "anatomy", "atlas"):
         assert f'id="{sec}"' in html
     for fig in (
+        "fig-anatomy",
         "fig-overhead",
         "fig-heatmap",
         "fig-dist",
@@ -58,7 +59,7 @@ def test_report_has_every_section_and_figure(full_report: tuple[Path, str]) -> N
     ):
         assert f'id="{fig}"' in html, fig
     imgs = _pngs(html)
-    assert len(imgs) == 8
+    assert len(imgs) == 9
     for im in imgs:
         assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
     # the synthetic banner and the stats JSON next to the page
@@ -115,7 +116,7 @@ def test_hostile_labels_are_escaped(tmp_path: Path) -> None:
     assert "&lt;img src=x onerror=alert(3)&gt;" in html
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt; $x^2$ [bold]cpu[/bold]" in html
     # figures still render with mathtext-like and underscore labels
-    assert len(_pngs(html)) == 8
+    assert len(_pngs(html)) == 9
 
 
 def test_sections_without_data_say_so(tmp_path: Path) -> None:

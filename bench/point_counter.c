@@ -1,0 +1,283 @@
+/* point_counter.c — independent count of how often a kernel tracepoint fires per read() call,
+ * to cross-check readbench's hook-point atlas (its own BPF program and libbpf loader: no
+ * readbench code).
+ *
+ *   point_counter TRACEPOINT WORKLOAD FILE SIZE N
+ *
+ * WORKLOAD:
+ *   cached    pread(fd, buf, SIZE, 0) N times; FILE is read once first so it is resident
+ *   uncached  N preads of SIZE at distinct page-aligned offsets (stride: SIZE rounded up to
+ *             pages), each after posix_fadvise(DONTNEED) of the whole file; FADV_RANDOM at
+ *             open. FILE must hold N strides.
+ *   pipe      a forked child writes a pattern into a pipe forever; an op is read() calls until
+ *             SIZE bytes arrived (FILE is ignored: pass "-")
+ *
+ * Warm up first, then attach the raw_tp program to TRACEPOINT, do the N operations, read the
+ * counter (mmapped .bss, no syscall), detach. Prints one JSON object:
+ *   count          firings in this process during the N operations
+ *   count_in_read  of those, firings inside the read calls themselves (they differ only
+ *                  where an op makes other syscalls: uncached's fadvise)
+ *   per_read_call  count / read_calls
+ * Raw tracepoints are attached by name through bpf(), so no tracefs is needed.
+ *
+ * Exit: 0 ok, 1 I/O error, 2 bad usage, 3 BPF load/attach failed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "point_counter.skel.h"
+
+#define PAGE 4096UL
+
+enum workload { CACHED, UNCACHED, PIPE };
+
+struct ctx {
+	enum workload wl;
+	int fd;		   /* the file, or the pipe's read end */
+	pid_t writer;	   /* pipe: the writer child */
+	char *buf;
+	size_t size;
+	size_t stride;	   /* uncached: distance between offsets */
+	long slots;	   /* uncached: strides the file holds */
+	volatile __u32 *phase; /* the BPF program's counting switch (mmapped .bss) */
+	long read_calls;
+};
+
+static void set_phase(struct ctx *c, __u32 p)
+{
+	if (c->phase)
+		*c->phase = p; /* volatile store, ordered before the next syscall */
+}
+
+static void die_io(const char *what)
+{
+	fprintf(stderr, "%s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void xpread(struct ctx *c, off_t off)
+{
+	set_phase(c, 2);
+	ssize_t r = pread(c->fd, c->buf, c->size, off);
+	set_phase(c, 1);
+	c->read_calls++;
+	if (r != (ssize_t)c->size) {
+		if (r >= 0)
+			errno = EIO; /* a short read: the file is smaller than promised */
+		die_io("pread");
+	}
+}
+
+/* One operation; i picks the uncached offset. */
+static void op(struct ctx *c, long i)
+{
+	switch (c->wl) {
+	case CACHED:
+		xpread(c, 0);
+		break;
+	case UNCACHED:
+		/* drop the whole file's cache so this read must go to the device */
+		if (posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED))
+			die_io("posix_fadvise(DONTNEED)");
+		xpread(c, (off_t)(i % c->slots) * (off_t)c->stride);
+		break;
+	case PIPE:
+		for (size_t got = 0; got < c->size;) {
+			set_phase(c, 2);
+			ssize_t r = read(c->fd, c->buf + got, c->size - got);
+			set_phase(c, 1);
+			c->read_calls++;
+			if (r <= 0) {
+				if (r == 0)
+					errno = EPIPE; /* the writer is gone */
+				die_io("read(pipe)");
+			}
+			got += (size_t)r;
+		}
+		break;
+	}
+}
+
+static pid_t start_writer(int wfd, int rfd)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		die_io("fork");
+	if (pid)
+		return pid;
+	/* the child must not outlive the reader, whatever way it ends */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+		_exit(0);
+	close(rfd);
+	static char pattern[65536];
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (char)(i * 31 + 7);
+	for (;;)
+		if (write(wfd, pattern, sizeof(pattern)) < 0)
+			_exit(0);
+}
+
+static int usage(const char *argv0, const char *why)
+{
+	if (why)
+		fprintf(stderr, "%s: %s\n", argv0, why);
+	fprintf(stderr, "usage: %s TRACEPOINT cached|uncached|pipe FILE SIZE N\n", argv0);
+	return 2;
+}
+
+static int parse_pos(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 0);
+	if (errno || end == s || *end || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 6)
+		return usage(argv[0], NULL);
+	const char *tp = argv[1], *wname = argv[2], *path = argv[3];
+	long size_l, n;
+	if (parse_pos(argv[4], &size_l) || parse_pos(argv[5], &n))
+		return usage(argv[0], "SIZE and N must be positive integers");
+	/* tracepoint names are C identifiers; checking keeps the JSON below unescaped */
+	if (!*tp || strspn(tp, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+			    strlen(tp))
+		return usage(argv[0], "TRACEPOINT must be a tracepoint name like sys_enter");
+
+	struct ctx c = {.size = (size_t)size_l, .writer = -1};
+	if (!strcmp(wname, "cached"))
+		c.wl = CACHED;
+	else if (!strcmp(wname, "uncached"))
+		c.wl = UNCACHED;
+	else if (!strcmp(wname, "pipe"))
+		c.wl = PIPE;
+	else
+		return usage(argv[0], "WORKLOAD must be cached, uncached or pipe");
+
+	c.buf = aligned_alloc(PAGE, (c.size + PAGE - 1) / PAGE * PAGE);
+	if (!c.buf)
+		die_io("alloc");
+	memset(c.buf, 0, c.size); /* fault the buffer in before counting */
+
+	if (c.wl == PIPE) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC))
+			die_io("pipe");
+		/* forked before the BPF object exists: the child shares none of it */
+		c.writer = start_writer(p[1], p[0]);
+		close(p[1]);
+		c.fd = p[0];
+	} else {
+		c.fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (c.fd < 0)
+			die_io(path);
+		struct stat st;
+		if (fstat(c.fd, &st))
+			die_io("fstat");
+		if ((size_t)st.st_size < c.size) {
+			fprintf(stderr, "%s: %lld bytes, smaller than SIZE %zu\n", path,
+				(long long)st.st_size, c.size);
+			return 2;
+		}
+		if (c.wl == CACHED) {
+			/* read it all once: every later pread is a page-cache hit */
+			for (off_t off = 0; off < st.st_size; off += (off_t)c.size)
+				if (pread(c.fd, c.buf, c.size, off) < 0)
+					die_io("pread (warming the cache)");
+		} else {
+			c.stride = (c.size + PAGE - 1) / PAGE * PAGE;
+			c.slots = (long)((size_t)st.st_size / c.stride);
+			if (c.slots < n) {
+				fprintf(stderr,
+					"%s: %lld bytes hold %ld strides of %zu, fewer than N=%ld "
+					"distinct offsets\n",
+					path, (long long)st.st_size, c.slots, c.stride, n);
+				return 2;
+			}
+			/* no readahead, and nothing dirty that DONTNEED would have to skip */
+			if (posix_fadvise(c.fd, 0, 0, POSIX_FADV_RANDOM))
+				die_io("posix_fadvise(RANDOM)");
+			if (fdatasync(c.fd))
+				die_io("fdatasync");
+		}
+	}
+
+	/* warm up before attaching: first-touch work is not part of a steady read */
+	long warm = n < 100 ? n : 100;
+	for (long i = 0; i < warm; i++)
+		op(&c, i);
+
+	struct point_counter_bpf *skel = point_counter_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "open BPF skeleton: %s\n", strerror(errno));
+		return 3;
+	}
+	skel->rodata->target_tgid = (__u32)getpid();
+	int err = point_counter_bpf__load(skel);
+	if (err) {
+		char msg[256];
+		libbpf_strerror(err, msg, sizeof(msg));
+		fprintf(stderr, "load BPF program: %s\n", msg);
+		return 3;
+	}
+	if (!skel->bss) {
+		fprintf(stderr, "the kernel did not mmap the program's .bss\n");
+		return 3;
+	}
+	struct bpf_link *link = bpf_program__attach_raw_tracepoint(skel->progs.pc_count, tp);
+	if (!link) {
+		int e = errno;
+		char msg[256];
+		libbpf_strerror(-e, msg, sizeof(msg));
+		fprintf(stderr, "attach raw_tp to %s: %s\n", tp, msg);
+		return 3;
+	}
+
+	c.phase = &skel->bss->phase;
+	c.read_calls = 0;
+	set_phase(&c, 1);
+	for (long i = 0; i < n; i++)
+		op(&c, warm + i);
+	set_phase(&c, 0);
+	/* the program only runs in this thread's syscalls, which have all returned */
+	unsigned long long count = __atomic_load_n(&skel->bss->count, __ATOMIC_RELAXED);
+	unsigned long long in_read = __atomic_load_n(&skel->bss->count_in_read, __ATOMIC_RELAXED);
+	bpf_link__destroy(link);
+
+	/* runs of the program the kernel skipped (nested on one CPU), for any process */
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+	long long misses = -1;
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.pc_count), &info, &len))
+		misses = (long long)info.recursion_misses;
+
+	if (c.writer > 0) {
+		kill(c.writer, SIGKILL);
+		waitpid(c.writer, NULL, 0);
+	}
+	printf("{\"tracepoint\": \"%s\", \"workload\": \"%s\", \"size\": %zu, \"ops\": %ld, "
+	       "\"read_calls\": %ld, \"count\": %llu, \"per_read_call\": %.17g, "
+	       "\"count_in_read\": %llu, \"in_read_per_read_call\": %.17g, "
+	       "\"recursion_misses\": %lld, \"pid\": %d}\n",
+	       tp, wname, c.size, n, c.read_calls, count, (double)count / (double)c.read_calls,
+	       in_read, (double)in_read / (double)c.read_calls, misses, (int)getpid());
+	point_counter_bpf__destroy(skel);
+	return 0;
+}

@@ -1,0 +1,124 @@
+"""How many times a kernel tracepoint fires per read() call, counted independently of readbench.
+
+An independent cross-check of the hook-point atlas's fires-per-read column: its own raw_tp
+program (bench/point_counter.bpf.c) and its own libbpf loader and read loops
+(bench/point_counter.c); from readbench only the build cache location and tool lookup.
+
+    sudo python bench/point_counter.py sys_enter cached --size 64 -n 10000
+    sudo python bench/point_counter.py mm_filemap_add_to_page_cache uncached --size 4096 -n 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from readbench.bpf import build as bpf_build
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = ("cached", "uncached", "pipe")
+PAGE = 4096
+CACHED_FILE_BYTES = 4 << 20
+
+
+def build() -> Path:
+    """Compile the counter (BPF object, skeleton, loader) into a cache dir; return the exe."""
+    srcs = [HERE / "point_counter.bpf.c", HERE / "point_counter.c"]
+    # the kernel release is in the key: the object is built for the running kernel's headers
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in srcs) + os.uname().release.encode())
+    out = bpf_build.cache_root().parent / "point-counter" / key.hexdigest()[:16]
+    exe = out / "point_counter"
+    if exe.exists():
+        return exe
+    out.mkdir(parents=True, exist_ok=True)
+    clang, bpftool = bpf_build._tool("clang"), bpf_build._tool("bpftool")
+    obj = out / "point_counter.bpf.o"
+    subprocess.run(
+        [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+         str(srcs[0]), "-o", str(obj)],
+        check=True,
+    )  # fmt: skip
+    skel = subprocess.run(
+        [bpftool, "gen", "skeleton", str(obj), "name", "point_counter_bpf"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    (out / "point_counter.skel.h").write_bytes(skel)
+    # built under a temp name and renamed: a concurrent caller never runs a half-written file
+    tmp = out / f"point_counter.tmp{os.getpid()}"
+    subprocess.run(
+        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", "-o", str(tmp)], check=True
+    )
+    tmp.rename(exe)
+    return exe
+
+
+def default_file(workload: str, size: int, n: int) -> Path:
+    """A data file on the home filesystem (not tmpfs) big enough for the workload."""
+    stride = -(-size // PAGE) * PAGE
+    need = max(n * stride if workload == "uncached" else size, CACHED_FILE_BYTES)
+    path = Path.home() / ".cache" / "readbench" / "point-counter" / f"data-{need}.bin"
+    if not path.exists() or path.stat().st_size != need:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with tmp.open("wb") as f:
+            for left in range(need, 0, -(1 << 20)):
+                f.write(os.urandom(min(left, 1 << 20)))
+            f.flush()
+            os.fsync(f.fileno())  # DONTNEED skips dirty pages: uncached reads need clean ones
+        tmp.rename(path)
+    return path
+
+
+def count(tracepoint: str, workload: str, path: Path | None, size: int, n: int) -> dict[str, Any]:
+    """Run the counter once: `n` operations of `size` bytes; returns its JSON object.
+
+    `path` is the data file (ignored for pipe); None makes a default one."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload must be one of {WORKLOADS}, not {workload!r}")
+    if workload == "pipe":
+        arg = "-"
+    else:
+        arg = str(path if path is not None else default_file(workload, size, n))
+    p = subprocess.run(
+        [str(build()), tracepoint, workload, arg, str(size), str(n)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise RuntimeError(
+            f"point_counter {tracepoint} {workload} {size} {n} exited {p.returncode}: "
+            f"{p.stderr.strip()}"
+        )
+    return json.loads(p.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("tracepoint", help="tracepoint name, e.g. sys_enter, mm_filemap_get_pages")
+    ap.add_argument("workload", choices=WORKLOADS)
+    ap.add_argument("--file", type=Path, default=None, help="data file (default: made in ~/.cache)")
+    ap.add_argument("--size", type=int, default=64, help="bytes per operation")
+    ap.add_argument("-n", type=int, default=10_000, help="operations counted")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("needs root (BPF)", file=sys.stderr)
+        return 3
+    try:
+        res = count(args.tracepoint, args.workload, args.file, args.size, args.n)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+/* atlas.bpf.c — one counting program per attach type, for the hook-point atlas.
+ *
+ * Each program counts the firings of whatever point it is attached to, for the measuring
+ * process only, and does nothing else: the atlas attaches one at a time (the loader sets
+ * the target of the trampoline and tp_btf programs before load) and reads `fired` after a
+ * known number of reads. The same programs with `count = 0` are the atlas's trial loads:
+ * an attach type the kernel refuses fails here with the kernel's errno.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 target_tgid = 0;
+
+__u64 fired = 0;
+
+static __always_inline int hit(void)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == target_tgid)
+		__sync_fetch_and_add(&fired, 1);
+	return 0;
+}
+
+SEC("raw_tp")
+int atlas_rawtp(void *ctx) { return hit(); }
+
+SEC("tracepoint")
+int atlas_tp(void *ctx) { return hit(); }
+
+SEC("tp_btf/sys_enter") /* target set by the loader */
+int atlas_tpbtf(void *ctx) { return hit(); }
+
+SEC("fentry/vfs_read") /* target set by the loader */
+int BPF_PROG(atlas_fentry) { return hit(); }
+
+SEC("fexit/vfs_read") /* target set by the loader */
+int BPF_PROG(atlas_fexit) { return hit(); }
+
+SEC("kprobe")
+int atlas_kprobe(struct pt_regs *ctx) { return hit(); }
+
+SEC("kretprobe")
+int atlas_kretprobe(struct pt_regs *ctx) { return hit(); }
+
+SEC("lsm/file_permission")
+int BPF_PROG(atlas_lsm, struct file *file, int mask) { return hit(); }

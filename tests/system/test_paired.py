@@ -1,0 +1,265 @@
+"""The paired design for real: a hook toggled inside one process, the paired worker's files,
+`readbench one`'s paired verdict, the injected delay of calibration, `readbench calibrate`,
+and readbench's paired overhead against an independent C/libbpf paired reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pyperf
+import pytest
+from conftest import require
+
+from readbench.bpf import attach as bpf_attach
+from readbench.bpf import probe as bpf_probe
+from readbench.measure.readloop import ReadLoop, spin_iters_for
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = "rawtp:sys_enter:empty"
+
+
+@pytest.fixture(scope="module")
+def data_file(data_dir: Path) -> Path:
+    p = data_dir / "paired-1MiB.bin"
+    if not p.exists() or p.stat().st_size != 1 << 20:
+        p.write_bytes(os.urandom(1 << 20))
+    return p
+
+
+@pytest.fixture(scope="module")
+def rawtp() -> None:
+    require(os.geteuid() == 0, "needs root (BPF)")
+    a = bpf_probe.probe_attach_types()["rawtp"]
+    require(a["available"], f"rawtp not available here: {a['reason']}")
+
+
+def _rb(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "readbench", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_detach_and_reattach_toggle_the_hook(rawtp: None, data_file: Path) -> None:
+    """The toggle the paired worker uses: a detached hook sees no read, a re-attached one
+    sees every read, and the programs stay loaded in between."""
+    with (
+        ReadLoop("cached", 64, data_file) as loop,
+        bpf_attach.attach("rawtp:sys_enter:count", tgid=os.getpid(), workload="cached") as h,
+    ):
+        ids = h.program_ids()
+        h.detach()
+        before = h.snapshot()["count"]
+        loop.run(1000)
+        assert h.snapshot()["count"] == before and not h.attached
+        h.reattach()
+        loop.run(1000)
+        assert h.snapshot()["count"] == before + 1000 and h.attached
+        assert h.program_ids() == ids
+
+
+def test_paired_worker_writes_arms_joined_by_process(
+    rawtp: None, data_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "round.json"
+    name = f"cached/64/{HOOK}"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "readbench.measure.paired",
+            "--rb-workload",
+            "cached",
+            "--rb-size",
+            "64",
+            "--rb-hook",
+            HOOK,
+            "--rb-data",
+            str(data_file),
+            "--rb-name",
+            name,
+            "--processes",
+            "3",
+            "--pairs",
+            "5",
+            "--min-time",
+            "0.005",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    suite = pyperf.BenchmarkSuite.load(str(out))
+    assert sorted(suite.get_benchmark_names()) == sorted([name, name + "#off"])
+    on, off = suite.get_benchmark(name), suite.get_benchmark(name + "#off")
+    procs_on = [run.get_metadata()["readbench_process"] for run in on.get_runs()]
+    procs_off = [run.get_metadata()["readbench_process"] for run in off.get_runs()]
+    assert procs_on == procs_off and len(set(procs_on)) == 3
+    for run in on.get_runs():
+        md = run.get_metadata()
+        assert len(run.values) == 5 and md["readbench_threads"] == 1
+        orders = md["readbench_block_orders"].split()
+        assert len(orders) == 5 and all(sorted(o) == ["0", "1"] for o in orders)
+    # a hook cannot make a read faster: on is slower in every process
+    for a, b in zip(off.get_runs(), on.get_runs(), strict=True):
+        assert statistics.median(b.values) > statistics.median(a.values)
+
+
+def test_one_reports_a_paired_verdict(rawtp: None) -> None:
+    r = _rb(
+        "one",
+        "--workload",
+        "cached",
+        "--size",
+        "64",
+        "--hook",
+        "rawtp:sys_enter",
+        "--rounds",
+        "3",
+        "--pairs",
+        "10",
+        "--json",
+        "--no-progress",
+    )
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)["vs_none"]
+    assert v["design"] == "paired" and v["n_processes"] == 9
+    for k in ("delta_ns", "ratio", "ratio_ci95", "mde_pct", "verdict", "delta_ci95"):
+        assert k in v
+    lo, hi = v["delta_ci95"]
+    assert 0 < lo <= v["delta_ns"] <= hi
+    assert v["ratio_ci95"][0] > 1 and v["verdict"] == "slower"
+
+
+def test_injected_delay_slows_every_op_by_about_what_was_asked(data_file: Path) -> None:
+    """Side by side in one process: a delay sized to +25 % of an op shows as +15..35 %."""
+    with ReadLoop("cached", 64, data_file) as loop:
+        loops = loop.calibrate(10e6)
+        base = statistics.median(loop.run(loops).ns / loops for _ in range(5))
+        loop.set_spin(spin_iters_for(base * 0.25))
+        on, off = [], []
+        for _ in range(7):
+            loop.set_spin(spin_iters_for(base * 0.25))
+            on.append(loop.run(loops).ns)
+            loop.set_spin(0)
+            off.append(loop.run(loops).ns)
+    ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
+    assert 1.15 < ratio < 1.35
+
+
+def test_calibrate_json_contract(data_dir: Path) -> None:
+    r = _rb(
+        "calibrate",
+        "--trials",
+        "2",
+        "--processes",
+        "8",
+        "--pairs",
+        "4",
+        "--effects",
+        "40",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert {"alpha", "seconds", "aa", "power"} <= set(c)
+    assert {"claims", "false_positives", "rate", "rate_ci95"} <= set(c["aa"])
+    assert c["aa"]["claims"] == 2
+    (p,) = c["power"]
+    assert {"effect_pct", "trials", "detected", "rate", "delta_ns_median", "injected_ns"} <= set(p)
+    # +40 % is far beyond the noise: detected in both trials, measured near what was injected
+    assert p["detected"] == 2
+    assert 0.6 < p["delta_ns_median"] / p["injected_ns"] < 1.6
+
+
+def test_calibrate_refuses_bad_input() -> None:
+    r = _rb("calibrate", "--effects", "0,2", "--json")
+    assert r.returncode == 2 and "--effects" in r.stderr
+    r = _rb("calibrate", "--workload", "uncached", "--json")
+    assert r.returncode == 2 and "uncached" in r.stderr
+
+
+def _crosscheck():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "bpf_crosscheck", ROOT / "bench" / "bpf_crosscheck.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_paired_overhead_agrees_with_the_c_reference(
+    rawtp: None, data_file: Path, tmp_path: Path
+) -> None:
+    """readbench's paired worker and the independent C/libbpf program (its own BPF object
+    and loader) measure the same empty rawtp:sys_enter on a cached 64 B pread, side by side
+    in alternation; their per-process median paired differences agree within 25 %."""
+    cc = _crosscheck()
+    exe = cc.build_c()
+    name = f"cached/64/{HOOK}"
+    ours, ref = [], []
+    for k in range(2):
+        ref.append(
+            cc.paired_reference(exe, data_file, 64, processes=4, pairs=8, loops=50_000, seed=k + 1)[
+                "delta_ns"
+            ]
+        )
+        out = tmp_path / f"r{k}.json"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "readbench.measure.paired",
+                "--rb-workload",
+                "cached",
+                "--rb-size",
+                "64",
+                "--rb-hook",
+                HOOK,
+                "--rb-data",
+                str(data_file),
+                "--rb-name",
+                name,
+                "--processes",
+                "4",
+                "--pairs",
+                "8",
+                "--loops",
+                "50000",
+                "--seed",
+                str(k),
+                "--output",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        suite = pyperf.BenchmarkSuite.load(str(out))
+        for a, b in zip(
+            suite.get_benchmark(name + "#off").get_runs(),
+            suite.get_benchmark(name).get_runs(),
+            strict=True,
+        ):
+            ours.append(
+                statistics.median((y - x) * 1e9 for x, y in zip(a.values, b.values, strict=True))
+            )
+    ours_ns, ref_ns = statistics.median(ours), statistics.median(ref)
+    assert ref_ns > 0
+    assert abs(ours_ns - ref_ns) <= 0.25 * ref_ns, (ours_ns, ref_ns)

@@ -1,0 +1,106 @@
+"""The atlas recommendation is built from rows, not written in advance: the same code names
+vfs_read where fentry attaches and the refusal where it does not (synthetic rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from readbench.atlas.points import function_points, hooks_for, syscall_points
+from readbench.atlas.recommend import recommend
+
+
+def _row(
+    target: str,
+    attach: dict[str, bool],
+    fires: float | None,
+    sees: dict[str, Any],
+    ns: float | None = None,
+    inspect: float | None = None,
+    group: str = "",
+) -> dict:
+    return {
+        "target": target,
+        "group": group or None,
+        "kind": "tracepoint" if group else "function",
+        "attach": {
+            t: {"available": ok, "reason": "" if ok else f"{t} refused: errno 1 EPERM"}
+            for t, ok in attach.items()
+        },
+        "fires_per_read": fires,
+        "sees": {"file": False, "data": False, "data_before_user_space": False, **sees},
+        "overhead_ns": {"empty": ns, "inspect": inspect},
+        "overhead_ci95": {
+            "empty": [ns - 5, ns + 5] if ns else None,
+            "inspect": [inspect - 9, inspect + 9] if inspect else None,
+        },
+    }
+
+
+SYS = _row(
+    "sys_enter", {"rawtp": True}, 1.0, {"file": "fd number only"}, 60, 900, group="raw_syscalls"
+)
+EXIT = _row(
+    "sys_exit",
+    {"rawtp": True},
+    1.0,
+    {"file": "fd number only", "data": "after"},
+    70,
+    800,
+    group="raw_syscalls",
+)
+
+
+def test_refused_kernel_gets_syscall_points_and_the_refusals() -> None:
+    vfs = _row("vfs_read", {"fentry": False, "kprobe": False}, None, {"file": "struct file *"})
+    sec = _row(
+        "security_file_permission", {"lsm": False, "fentry": False}, None, {"file": "struct file *"}
+    )
+    cp = _row("copy_page_to_iter", {"fentry": False}, None, {"data": "kernel side"})
+    recs = {r["need"]: r for r in recommend([SYS, EXIT, vfs, sec, cp])}
+    assert (
+        recs["observe"]["point"] == "sys_enter" and "current->files" in recs["observe"]["summary"]
+    )
+    assert "fentry on vfs_read, is refused here" in recs["observe"]["summary"]
+    assert recs["data"]["point"] == "sys_exit" and "after they reach" in recs["data"]["summary"]
+    assert recs["control"]["point"] is None and "lsm refused" in recs["control"]["summary"]
+
+
+def test_permissive_kernel_gets_the_ideal_points() -> None:
+    vfs = _row("vfs_read", {"fentry": True}, 1.0, {"file": "struct file *"}, 30, 500)
+    sec = _row("security_file_permission", {"lsm": True}, 1.0, {"file": "struct file *"}, 40)
+    cp = _row(
+        "copy_page_to_iter",
+        {"fentry": True},
+        1.0,
+        {"data": "kernel side", "data_before_user_space": True},
+        20,
+        300,
+    )
+    recs = {r["need"]: r for r in recommend([SYS, EXIT, vfs, sec, cp])}
+    assert recs["observe"]["point"] == "vfs_read" and recs["observe"]["overhead_ns"] == 30
+    assert recs["data"]["point"] == "copy_page_to_iter"
+    assert recs["control"]["point"] == "security_file_permission"
+    assert "refused" not in recs["control"]["summary"]
+
+
+def test_points_follow_each_workload_path() -> None:
+    cached = [p.target for p in function_points("cached", "ext4_file_read_iter", None)]
+    assert (
+        cached.index("vfs_read") < cached.index("filemap_get_pages") < cached.index("_copy_to_iter")
+    )
+    assert "iomap_dio_rw" in [
+        p.target for p in function_points("direct", "ext4_file_read_iter", "rep_movs_alternative")
+    ]
+    pipe = [p.target for p in function_points("pipe", "x", "rep_movs_alternative")]
+    assert "anon_pipe_read" in pipe and "filemap_read" not in pipe
+    assert [p.target for p in syscall_points("pipe")][1] == "sys_enter_read"
+
+
+def test_hooks_for_maps_rows_to_measurable_hooks() -> None:
+    assert hooks_for(SYS) == {
+        "empty": "rawtp:sys_enter:empty",
+        "inspect": "rawtp:sys_enter:inspect",
+    }
+    fm = _row("mm_filemap_get_pages", {"rawtp": True}, 1.0, {}, group="filemap")
+    assert hooks_for(fm) == {"empty": "point:rawtp:filemap/mm_filemap_get_pages", "inspect": None}
+    assert hooks_for(_row("vfs_read", {"fentry": False}, None, {})) == {}
