@@ -62,10 +62,20 @@ _RULES = [
 _COMPILED = [(layer, re.compile(rx)) for layer, rx in _RULES]
 
 
-def layer_of(function: str) -> str:
+# A pipe reader that finds the pipe empty sleeps until the writer refills it: the scheduler
+# and wakeup work it does there is the pipe's cost, not "other".
+_PIPE_WAIT = re.compile(
+    r"^(__schedule|schedule|try_to_wake_up|ttwu|autoremove_wake|"
+    r"prepare_to_wait|finish_wait|enqueue_|dequeue_|update_curr|psi_)"
+)
+
+
+def layer_of(function: str, workload: str = "") -> str:
     for layer, rx in _COMPILED:
         if rx.match(function):
             return layer
+    if workload == "pipe" and _PIPE_WAIT.match(function):
+        return "pipe"
     return "other"
 
 
@@ -80,7 +90,9 @@ def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
         return None
     samples = dict.fromkeys(LAYERS, 0.0)
     for f in funcs:
-        samples[layer_of(str(f["name"]))] += int(f.get("samples") or 0)
+        samples[layer_of(str(f["name"]), str(perf.get("workload", "")))] += int(
+            f.get("samples") or 0
+        )
     # The inlined rep movsb sits inside a function of another layer on FSRM kernels
     # (_copy_to_iter is already "copy to user"; copy_page_to_iter too): nothing to move.
     # Where the copy routine is a symbol it is matched by name above.

@@ -17,6 +17,8 @@ from readbench.bpf import build
 from readbench.bpf.refusals import refusal
 from readbench.kernel.tracefs import ensure_tracefs
 from readbench.measure.readloop import ReadLoop
+from readbench.model.hookspec import SYSCALL_NR
+from readbench.model.workloads import SYSCALL_OF
 
 # attach type -> program in atlas.bpf.c
 PROGRAM = {
@@ -39,7 +41,14 @@ class PointHook:
     toggle it (the paired worker uses this for a point's overhead), fired() reads its count.
     Raises lb.LibbpfError (with errno and the failing step) when the kernel refuses."""
 
-    def __init__(self, attach: str, target: str, group: str = "", tgid: int | None = None):
+    def __init__(
+        self,
+        attach: str,
+        target: str,
+        group: str = "",
+        tgid: int | None = None,
+        only_syscall: int | None = None,
+    ):
         self.attach, self.target, self.group = attach, target, group
         self._links: list[lb.Link] = []
         self._obj = lb.Object(build.object_path("atlas"))
@@ -50,9 +59,12 @@ class PointHook:
             self.prog = self._obj.program(prog_name)
             if attach in ("fentry", "fexit", "tpbtf"):
                 self.prog.set_attach_target(target)
+            # raw sys_enter/sys_exit fire for every syscall: count only `only_syscall` there
+            side = {"sys_enter": 1, "sys_exit": 2}.get(target, 0) if only_syscall is not None else 0
+            cfg = struct.pack("=IIq", os.getpid() if tgid is None else tgid, side,
+                              only_syscall if side else -1)  # fmt: skip
             ro = self._obj.rodata()
-            ctypes_tgid = struct.pack("=I", os.getpid() if tgid is None else tgid)
-            ro[: len(ctypes_tgid)] = ctypes_tgid
+            ro[: len(cfg)] = cfg
             self._obj.load()
             # Read the counter through a mapping of the .bss map, not a bpf() lookup: that
             # syscall would itself be counted by a probe on sys_enter.
@@ -120,9 +132,11 @@ def fires_per_read(
     attach: str, target: str, group: str, loop: ReadLoop, reads: int
 ) -> dict[str, Any]:
     """Attach the counter to the point, make `reads` operations, count. Per read() call:
-    the syscalls the loop really made (a pipe op may take several)."""
+    the syscalls the loop really made (a pipe op may take several). On the raw syscall
+    tracepoints only the read's own syscall is counted."""
     loop.run(min(reads, 100))  # warm: first-touch work is not part of a steady read
-    with PointHook(attach, target, group) as h:
+    nr = SYSCALL_NR[SYSCALL_OF[loop.workload]] if attach == "rawtp" else None
+    with PointHook(attach, target, group, only_syscall=nr) as h:
         before = h.fired()
         r = loop.run(reads)
         n = h.fired() - before

@@ -124,3 +124,19 @@ def test_btf_prototypes() -> None:
     ]
     assert b.function("no_such_function_here") is None
     assert [a["type"] for a in b.tracepoint("sys_enter")] == ["struct pt_regs *", "long int"]
+
+
+def test_one_perf_exposes_the_anatomy(root: None, data_dir: Path) -> None:
+    """`one --perf --json` carries the layer shares and the null-syscall floor."""
+    r = subprocess.run(
+        [sys.executable, "-m", "readbench", "one", "--workload", "cached", "--size", "64K",
+         "--perf", "--json", "--rounds", "1", "--no-progress", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    an = json.loads(r.stdout)["perf"]["anatomy"]
+    shares = {x["layer"]: x["share"] for x in an["layers"]}
+    assert abs(sum(shares.values()) - 1) < 1e-6
+    # a 64 KiB cached read: the copy and the page-cache lookup are most of it
+    assert shares["copy to user"] + shares["page-cache lookup"] > 0.5
+    assert 0 < an["null_syscall_ns"] < an["ns_per_read"]

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_every_figure_loads_and_no_console_errors(
 ) -> None:
     text = page.read_text()
     n_figures = text.count("<figure ")
-    assert n_figures == 8
+    assert n_figures == 9
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
     assert res["errors"] == []
     assert res["n"] == n_figures
@@ -166,3 +167,29 @@ def test_check_catches_a_broken_figure(chromium: str, page: Path, tmp_path: Path
     bad = [s for s in res["sizes"] if not (s[1] > 0 and s[2] > 0)]
     assert len(bad) == 2
     assert any(e.startswith("csp: img-src") for e in res["errors"])
+
+
+@pytest.mark.slow
+def test_quick_perf_run_opens_with_anatomy_and_carries_the_atlas(
+    chromium: str, tmp_path: Path
+) -> None:
+    """A real `readbench run --matrix quick --perf --report`: the page opens with the answer
+    and the anatomy figure, carries the atlas table, and both render in Chromium."""
+    require(os.geteuid() == 0, "needs root (BPF, perf)")
+    r = subprocess.run(
+        [sys.executable, "-m", "readbench", "run", "--matrix", "quick", "--perf", "--no-copy",
+         "--no-progress", "--report", "--out", str(tmp_path / "res"),
+         "--report-out", str(tmp_path / "rep"), "--json"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    page = Path(json.loads(r.stdout)["report"])
+    text = page.read_text()
+    order = [text.index(f'id="{s}"') for s in ("answer", "anatomy", "atlas", "summary")]
+    assert order == sorted(order)  # the answer first, then the anatomy, then the atlas
+    assert 'id="fig-anatomy"' in text and "sys_enter" in text[order[2] : order[3]]
+    res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
+    assert res["errors"] == []
+    sizes = {fid: (w, h, ok) for fid, w, h, ok in res["sizes"]}
+    w, h, ok = sizes["fig-anatomy"]
+    assert ok and w > 0 and h > 0

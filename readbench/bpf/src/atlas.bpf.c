@@ -8,24 +8,40 @@
  * an attach type the kernel refuses fails here with the kernel's errno.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
-const volatile __u32 target_tgid = 0;
+/* The sole content of .rodata (the loader packs it as "=IIq"). `only_sys`: 1 on sys_enter,
+ * 2 on sys_exit: count only syscall `nr` there, so the reads are counted and not the
+ * harness's other syscalls (an uncached batch's fadvise and mincore). */
+const volatile struct {
+	__u32 tgid;
+	__u32 only_sys;
+	__s64 nr;
+} cfg = {};
 
 __u64 fired = 0;
 
 static __always_inline int hit(void)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == target_tgid)
+	if ((bpf_get_current_pid_tgid() >> 32) == cfg.tgid)
 		__sync_fetch_and_add(&fired, 1);
 	return 0;
 }
 
 SEC("raw_tp")
-int atlas_rawtp(void *ctx) { return hit(); }
+int atlas_rawtp(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (cfg.only_sys == 1 && (long)ctx->args[1] != cfg.nr)
+		return 0;
+	if (cfg.only_sys == 2 &&
+	    BPF_CORE_READ((struct pt_regs *)ctx->args[0], orig_ax) != cfg.nr)
+		return 0;
+	return hit();
+}
 
 SEC("tracepoint")
 int atlas_tp(void *ctx) { return hit(); }
