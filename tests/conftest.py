@@ -47,3 +47,15 @@ def data_dir() -> Path:
     base = Path(os.environ.get("READBENCH_TEST_DATA", default))
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def load_bench(name: str):  # type: ignore[no-untyped-def]
+    """A module of bench/ (the independent reference programs' drivers), by file name."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -3,7 +3,6 @@ against an independent C/libbpf counter (bench/point_counter.c), arguments from 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import load_bench, require
 
 from readbench.kernel import btf
 from readbench.measure import datafiles
@@ -37,16 +36,6 @@ def root() -> None:
 @pytest.fixture(scope="module")
 def cached_1m(root: None, data_dir: Path) -> dict:
     return _atlas("cached", "1M", data_dir)
-
-
-def _counter():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "point_counter", ROOT / "bench" / "point_counter.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _row(atlas: dict, target: str) -> dict:
@@ -91,7 +80,7 @@ def test_fires_per_read_agree_with_the_independent_counter(
     same point on the same workload: within 5 %."""
     atlas = _atlas(workload, size, data_dir)
     ours = _row(atlas, point)["fires_per_read"]
-    pc = _counter()
+    pc = load_bench("point_counter")
     n = {"K": 1024, "M": 1 << 20}
     nbytes = int(size[:-1]) * n[size[-1]] if size[-1] in n else int(size)
     # the same data file the atlas read: how its pages sit in the cache (4 KiB or large

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from conftest import require
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bpf_crosscheck.py"
-
-
-def _module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("bpf_crosscheck", BENCH)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_bench, require
 
 
 def test_crosscheck_program_runs_and_detaches(root: None, data_dir: Path) -> None:
     require(shutil.which("bpftool") is not None, "needs bpftool (apt-get install bpftool)")
-    cc = _module()
+    cc = load_bench("bpf_crosscheck")
     exe = cc.build_c()
     data = data_dir / "crosscheck-4KiB.bin"
     if not data.exists():
@@ -49,7 +38,7 @@ def test_crosscheck_program_runs_and_detaches(root: None, data_dir: Path) -> Non
 
 
 def test_paired_summary_math() -> None:
-    cc = _module()
+    cc = load_bench("bpf_crosscheck")
     s = cc.paired([100.0, 110.0, 90.0], [120.0, 130.0, 110.0])
     assert s["overhead_ns"] == 20.0
     assert s["ci95_ns"] == [20.0, 20.0]  # identical differences: zero-width interval

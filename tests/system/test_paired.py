@@ -4,7 +4,6 @@ and readbench's paired overhead against an independent C/libbpf paired reference
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pyperf
 import pytest
-from conftest import require
+from conftest import load_bench, require
 
 from readbench.bpf import attach as bpf_attach
 from readbench.bpf import probe as bpf_probe
@@ -49,6 +48,32 @@ def _rb(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _paired(data_file: Path, out: Path, *extra: str) -> pyperf.BenchmarkSuite:
+    """The paired worker on cached 64 B with the empty rawtp hook, as the runner starts it."""
+    argv = [
+        "--rb-workload",
+        "cached",
+        "--rb-size",
+        "64",
+        "--rb-hook",
+        HOOK,
+        "--rb-data",
+        str(data_file),
+        "--rb-name",
+        f"cached/64/{HOOK}",
+        "--output",
+        str(out),
+    ]
+    r = subprocess.run(
+        [sys.executable, "-m", "readbench.measure.paired", *argv, *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    return pyperf.BenchmarkSuite.load(str(out))
+
+
 def test_detach_and_reattach_toggle_the_hook(rawtp: None, data_file: Path) -> None:
     """The toggle the paired worker uses: a detached hook sees no read, a re-attached one
     sees every read, and the programs stay loaded in between."""
@@ -70,38 +95,17 @@ def test_detach_and_reattach_toggle_the_hook(rawtp: None, data_file: Path) -> No
 def test_paired_worker_writes_arms_joined_by_process(
     rawtp: None, data_file: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "round.json"
     name = f"cached/64/{HOOK}"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "readbench.measure.paired",
-            "--rb-workload",
-            "cached",
-            "--rb-size",
-            "64",
-            "--rb-hook",
-            HOOK,
-            "--rb-data",
-            str(data_file),
-            "--rb-name",
-            name,
-            "--processes",
-            "3",
-            "--pairs",
-            "5",
-            "--min-time",
-            "0.005",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    suite = _paired(
+        data_file,
+        tmp_path / "round.json",
+        "--processes",
+        "3",
+        "--pairs",
+        "5",
+        "--min-time",
+        "0.005",
     )
-    assert r.returncode == 0, r.stderr
-    suite = pyperf.BenchmarkSuite.load(str(out))
     assert sorted(suite.get_benchmark_names()) == sorted([name, name + "#off"])
     on, off = suite.get_benchmark(name), suite.get_benchmark(name + "#off")
     procs_on = [run.get_metadata()["readbench_process"] for run in on.get_runs()]
@@ -193,23 +197,13 @@ def test_calibrate_refuses_bad_input() -> None:
     assert r.returncode == 2 and "uncached" in r.stderr
 
 
-def _crosscheck():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "bpf_crosscheck", ROOT / "bench" / "bpf_crosscheck.py"
-    )
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_paired_overhead_agrees_with_the_c_reference(
     rawtp: None, data_file: Path, tmp_path: Path
 ) -> None:
     """readbench's paired worker and the independent C/libbpf program (its own BPF object
     and loader) measure the same empty rawtp:sys_enter on a cached 64 B pread, side by side
     in alternation; their per-process median paired differences agree within 25 %."""
-    cc = _crosscheck()
+    cc = load_bench("bpf_crosscheck")
     exe = cc.build_c()
     name = f"cached/64/{HOOK}"
     ours, ref = [], []
@@ -219,39 +213,18 @@ def test_paired_overhead_agrees_with_the_c_reference(
                 "delta_ns"
             ]
         )
-        out = tmp_path / f"r{k}.json"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "readbench.measure.paired",
-                "--rb-workload",
-                "cached",
-                "--rb-size",
-                "64",
-                "--rb-hook",
-                HOOK,
-                "--rb-data",
-                str(data_file),
-                "--rb-name",
-                name,
-                "--processes",
-                "4",
-                "--pairs",
-                "8",
-                "--loops",
-                "50000",
-                "--seed",
-                str(k),
-                "--output",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        suite = _paired(
+            data_file,
+            tmp_path / f"r{k}.json",
+            "--processes",
+            "4",
+            "--pairs",
+            "8",
+            "--loops",
+            "50000",
+            "--seed",
+            str(k),
         )
-        assert r.returncode == 0, r.stderr
-        suite = pyperf.BenchmarkSuite.load(str(out))
         for a, b in zip(
             suite.get_benchmark(name + "#off").get_runs(),
             suite.get_benchmark(name).get_runs(),

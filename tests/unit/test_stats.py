@@ -343,3 +343,15 @@ def test_bad_alpha(tmp_path: Path) -> None:
     run = write_run(tmp_path / "r", sizes=(64,), processes=2)
     with pytest.raises(BadInput, match="alpha"):
         stats.analyze_run(run, alpha=1.5)
+
+
+def test_paired_mde_is_for_a_uniform_overhead_under_the_machines_noise(tmp_path: Path) -> None:
+    """SYNTHETIC: 1 % noise per value. The MDE uses the spread of the no-hook statistic
+    (off against the next block's off), and the claim's own spread is reported beside it."""
+    run = write_run(tmp_path / "r", sizes=(64,), processes=16, values=10, aa=False,
+                    hooks=("none", "rawtp:sys_enter:empty"))  # fmt: skip
+    res = stats.analyze_run(run)
+    for c in res["comparisons"]:
+        assert c["sd_null"] > 0 and c["mde_pct"] is not None and c["mde_pct"] < 5
+        assert c["mde_pct_observed_spread"] is not None
+        assert c["mde_pct_unadjusted"] <= c["mde_pct"]
