@@ -1,0 +1,1 @@
+"""Analysis: statistics of a run (stats, paired), compare, anatomy, headline. Pure."""

@@ -1,0 +1,1 @@
+"""The hook-point atlas: points on a read path, attach trials, counts, recommendation."""

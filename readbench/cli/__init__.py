@@ -1,0 +1,1 @@
+"""Command line: one module per subcommand (readbench.cli.main builds the parser)."""

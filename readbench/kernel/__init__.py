@@ -1,0 +1,1 @@
+"""The running kernel: CPU flags, symbols, BTF, tracefs, text, copy routine, perf."""

@@ -1,0 +1,1 @@
+"""Measurement: the C read loop, data files, probe, workers, runner, side passes."""

@@ -1,0 +1,1 @@
+"""The model of a run: workloads, hook names, matrix, the manifest schema. Pure."""

@@ -1,0 +1,1 @@
+"""The results store: results/<run-id>/ written atomically and read back."""

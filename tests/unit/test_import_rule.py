@@ -17,7 +17,14 @@ from tests.synthetic_runs import write_run
 
 PKG = Path(__file__).resolve().parents[2] / "readbench"
 PORTABLE = ("analysis", "render", "store", "model")
-FORBIDDEN = ("readbench.measure", "readbench.bpf", "readbench.copy")
+FORBIDDEN = (
+    "readbench.measure",
+    "readbench.bpf",
+    "readbench.copy",
+    "readbench.atlas.table",
+    "readbench.atlas.probe",
+    "readbench.atlas.overhead",
+)
 
 
 def _imports(path: Path) -> list[str]:
