@@ -22,7 +22,6 @@ reads put inside the measured span), per read. The timing passes run with stats 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -34,43 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from readbench.bpf import attach as bpf_attach
-from readbench.bpf import build as bpf_build
 from readbench.measure.readloop import ReadLoop
 from readbench.model import hookspec
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import skeleton_build  # noqa: E402  (bench/ is not a package)
+
 HOOKS = ["none", "rawtp:sys_enter", "tp:syscalls/sys_enter_pread64"]
 
 
 def build_c() -> Path:
     """Compile the cross-check (BPF object, skeleton, loader) into a cache dir."""
-    srcs = [HERE / "bpf_crosscheck.bpf.c", HERE / "bpf_crosscheck.c"]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in srcs) + os.uname().release.encode())
-    out = bpf_build.cache_root().parent / "bpf-crosscheck" / key.hexdigest()[:16]
-    exe = out / "bpf_crosscheck"
-    if exe.exists():
-        return exe
-    out.mkdir(parents=True, exist_ok=True)
-    clang, bpftool = bpf_build._tool("clang"), bpf_build._tool("bpftool")
-    obj = out / "bpf_crosscheck.bpf.o"
-    run = [
-        [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
-         str(srcs[0]), "-o", str(obj)],
-    ]  # fmt: skip
-    for cmd in run:
-        subprocess.run(cmd, check=True)
-    skel = subprocess.run(
-        [bpftool, "gen", "skeleton", str(obj), "name", "bpf_crosscheck_bpf"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    (out / "bpf_crosscheck.skel.h").write_bytes(skel)
-    tmp = out / "bpf_crosscheck.tmp"
-    subprocess.run(
-        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", "-o", str(tmp)], check=True
-    )
-    tmp.rename(exe)
-    return exe
+    return skeleton_build.build("bpf_crosscheck")
 
 
 def round_value(rl: ReadLoop, loops: int, batches: int) -> float:

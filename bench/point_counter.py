@@ -11,7 +11,6 @@ program (bench/point_counter.bpf.c) and its own libbpf loader and read loops
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -19,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from readbench.bpf import build as bpf_build
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import skeleton_build  # noqa: E402  (bench/ is not a package)
+
 WORKLOADS = ("cached", "uncached", "pipe")
 PAGE = 4096
 CACHED_FILE_BYTES = 4 << 20
@@ -29,34 +29,7 @@ CACHED_FILE_BYTES = 4 << 20
 
 def build() -> Path:
     """Compile the counter (BPF object, skeleton, loader) into a cache dir; return the exe."""
-    srcs = [HERE / "point_counter.bpf.c", HERE / "point_counter.c"]
-    # the kernel release is in the key: the object is built for the running kernel's headers
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in srcs) + os.uname().release.encode())
-    out = bpf_build.cache_root().parent / "point-counter" / key.hexdigest()[:16]
-    exe = out / "point_counter"
-    if exe.exists():
-        return exe
-    out.mkdir(parents=True, exist_ok=True)
-    clang, bpftool = bpf_build._tool("clang"), bpf_build._tool("bpftool")
-    obj = out / "point_counter.bpf.o"
-    subprocess.run(
-        [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
-         str(srcs[0]), "-o", str(obj)],
-        check=True,
-    )  # fmt: skip
-    skel = subprocess.run(
-        [bpftool, "gen", "skeleton", str(obj), "name", "point_counter_bpf"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    (out / "point_counter.skel.h").write_bytes(skel)
-    # built under a temp name and renamed: a concurrent caller never runs a half-written file
-    tmp = out / f"point_counter.tmp{os.getpid()}"
-    subprocess.run(
-        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", "-o", str(tmp)], check=True
-    )
-    tmp.rename(exe)
-    return exe
+    return skeleton_build.build("point_counter")
 
 
 def default_file(workload: str, size: int, n: int) -> Path:
