@@ -212,22 +212,19 @@ def worker_cmd(
             "--seed", str(zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode())),
             "--output", str(out),
         ]  # fmt: skip
-        if loops:
-            cmd += ["--loops", str(loops)]
-        if plan.affinity:
-            cmd += ["--affinity", plan.affinity]
-        return cmd
-    cmd = [
-        sys.executable, "-m", "readbench.measure.worker",
-        *_cell_argv(plan, cell),
-        "--rb-name", cell.name,
-        "--processes", str(m.processes_per_round),
-        "--values", str(m.values),
-        "--warmups", str(m.warmups),
-        "--min-time", str(m.min_time),
-        "--quiet",
-        "--output", str(out),
-    ]  # fmt: skip
+    else:
+        cmd = [
+            sys.executable, "-m", "readbench.measure.worker",
+            *_cell_argv(plan, cell),
+            "--rb-name", cell.name,
+            "--processes", str(m.processes_per_round),
+            "--values", str(m.values),
+            "--warmups", str(m.warmups),
+            "--min-time", str(m.min_time),
+            "--quiet",
+            "--output", str(out),
+        ]  # fmt: skip
+    # both workers take the first round's calibrated loops and the CPU list the same way
     if loops:
         cmd += ["--loops", str(loops)]
     if plan.affinity:

@@ -45,6 +45,9 @@ class MatrixJSON(TypedDict, total=False):
     bpf_stats: bool
     copy: bool
     aa: bool
+    calibrate: bool
+    calibrate_trials: int
+    atlas: bool
     processes: int  # rounds × processes_per_round, for readers
 
 

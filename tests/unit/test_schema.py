@@ -70,3 +70,13 @@ def test_report_states_the_runs_alpha(tmp_path: Path) -> None:
     assert "α = 0.05" in html or "α=0.05" in html
     analysis = json.loads((tmp_path / "reports" / "synthetic-run" / "analysis.json").read_text())
     assert analysis["alpha"] == 0.05
+
+
+def test_matrix_json_type_lists_every_matrix_field() -> None:
+    """The manifest's matrix is Matrix.to_json(): its TypedDict must not drift from it."""
+    from dataclasses import fields
+
+    from readbench.model.matrix import Matrix
+
+    keys = set(schema.MatrixJSON.__annotations__) - {"processes"}
+    assert keys == {f.name for f in fields(Matrix)}
