@@ -72,13 +72,19 @@ def run(args: argparse.Namespace) -> int:
 
     from readbench.render.terminal import console
 
+    def cost(r: dict[str, Any], body: str) -> str:
+        v = (r.get("overhead_ns") or {}).get(body)
+        ci = (r.get("overhead_ci95") or {}).get(body)
+        if v is None:
+            return "–"
+        return f"{v:.0f} ({ci[0]:.0f}–{ci[1]:.0f})" if ci else f"{v:.0f}"
+
     t = Table(title=f"hook points of a {res['size']} B {res['workload']} read")
-    for col in ("point", "layer", "fs-indep", "attaches", "fires/read", "args", "empty ns",
-                "inspect ns"):  # fmt: skip
+    for col in ("point", "layer", "fs-indep", "attaches", "fires/read", "args",
+                "empty ns (95% CI)", "inspect ns (95% CI)"):  # fmt: skip
         t.add_column(col)
     for r in res["points"]:
         ok = [a for a, v in r["attach"].items() if v["available"]] or ["refused"]
-        ov = r.get("overhead_ns") or {}
         t.add_row(
             Text(f"{r['group'] + ':' if r['group'] else ''}{r['target']}"),
             r["layer"],
@@ -86,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
             ", ".join(ok),
             "–" if r["fires_per_read"] is None else f"{r['fires_per_read']:.2f}",
             Text(", ".join(f"{a['type']} {a['name']}" for a in r["args"] or [])[:60]),
-            "–" if ov.get("empty") is None else f"{ov['empty']:.0f}",
-            "–" if ov.get("inspect") is None else f"{ov['inspect']:.0f}",
+            cost(r, "empty"),
+            cost(r, "inspect"),
         )
     console.print(t)
     for rec in res["recommendations"]:

@@ -104,3 +104,42 @@ def test_hooks_for_maps_rows_to_measurable_hooks() -> None:
     fm = _row("mm_filemap_get_pages", {"rawtp": True}, 1.0, {}, group="filemap")
     assert hooks_for(fm) == {"empty": "point:rawtp:filemap/mm_filemap_get_pages", "inspect": None}
     assert hooks_for(_row("vfs_read", {"fentry": False}, None, {})) == {}
+
+
+def _with_ci(row: dict, body: str, ns: float, ci: list[float]) -> dict:
+    return {
+        **row,
+        "overhead_ns": {**row["overhead_ns"], body: ns},
+        "overhead_ci95": {**row["overhead_ci95"], body: ci},
+    }
+
+
+def test_unresolved_costs_rank_by_what_the_run_can_vouch_for() -> None:
+    """At 1 MiB (measured: a classic tracepoint at -161 ns, CI -748..542, beside rawtp
+    sys_enter at +222, CI -1..432) the estimate's order is noise; the upper bound is not,
+    and neither cost may be printed as a cost."""
+    classic = _with_ci(
+        _row("sys_exit_pread64", {"tp": True}, 1.0, {"file": "fd number only"}, group="syscalls"),
+        "empty",
+        -161,
+        [-748, 542],
+    )
+    raw = _with_ci(SYS, "empty", 222, [-1, 432])
+    rec = {r["need"]: r for r in recommend([classic, raw])}["observe"]
+    assert rec["point"] == "sys_enter"
+    assert "not resolved at this size: at most 432 ns per read" in rec["summary"]
+
+
+def test_a_hook_measured_faster_is_a_confound_never_the_cheapest() -> None:
+    faster = _with_ci(SYS, "empty", -80, [-120, -40])
+    other = _with_ci(
+        _row("sys_enter_pread64", {"tp": True}, 1.0, {"file": "fd number only"}, group="syscalls"),
+        "empty",
+        250,
+        [240, 260],
+    )
+    assert {r["need"]: r for r in recommend([faster, other])}["observe"]["point"] == (
+        "sys_enter_pread64"
+    )
+    alone = {r["need"]: r for r in recommend([faster])}["observe"]
+    assert "a confound to find, not a cost" in alone["summary"]
