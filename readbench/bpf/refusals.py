@@ -9,14 +9,32 @@ from pathlib import Path
 from readbench.bpf import binding as lb
 from readbench.kernel.tracefs import TRACEFS
 
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def _holds_bpf_caps() -> bool:
+    """CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) in this process's effective set."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            eff = int(line.split()[1], 16)
+            return bool(eff >> CAP_SYS_ADMIN & 1) or (
+                bool(eff >> CAP_BPF & 1) and bool(eff >> CAP_PERFMON & 1)
+            )
+    return False
+
 
 def _meaning(attach: str, err: int, what: str) -> str:
     if err == errno_mod.EPERM:
-        if attach in ("fentry", "fexit"):
+        if attach in ("fentry", "fexit", "fmod_ret"):
             return (
                 "the kernel refused the trampoline (BPF_PROG_TYPE_TRACING) program: "
                 "kernel lockdown, an LSM policy, or a kernel/hypervisor that forbids "
                 "ftrace direct calls"
+            )
+        if _holds_bpf_caps():  # then the capabilities are not the reason: say so
+            return (
+                "operation not permitted although this process holds CAP_BPF and "
+                "CAP_PERFMON: kernel lockdown or an LSM policy forbids this program type"
             )
         return "operation not permitted: needs CAP_BPF+CAP_PERFMON (or root), or lockdown/LSM"
     if err == errno_mod.ENOENT:
