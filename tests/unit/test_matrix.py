@@ -65,6 +65,14 @@ def test_presets_cover_design_sizes() -> None:
     assert hooked and all(c.baseline in {x.name for x in cells} for c in hooked)
 
 
+def test_default_measures_the_exit_side_inspect_where_rawtp_attaches() -> None:
+    m = load_matrix("default", ["none", "rawtp:sys_enter:empty", "rawtp:sys_enter:inspect"])
+    exit_cells = {c.name for c in m.cells() if ":sys_exit:" in c.hook}
+    assert exit_cells == {"cached/64/rawtp:sys_exit:inspect", "pipe/64/rawtp:sys_exit:inspect"}
+    m = load_matrix("default", ["none", "tpbtf:sys_enter:inspect"])
+    assert not [c for c in m.cells() if ":sys_exit:" in c.hook]
+
+
 def test_quick_uses_rawtp_when_available() -> None:
     m = load_matrix("quick", ["none", "rawtp:sys_enter:empty", "rawtp:sys_enter:inspect"])
     assert {c.hook for c in m.cells()} == {"none", "rawtp:sys_enter:empty"}
