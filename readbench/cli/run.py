@@ -20,29 +20,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sr.add_argument("--buf-offsets")
     sr.add_argument("--rounds", type=int)
     sr.add_argument("--aa", action="store_true", help="measure the baseline twice (A/A)")
+    # --X / --no-X; None (neither given) leaves the matrix's own setting
     sr.add_argument(
         "--atlas",
-        dest="atlas",
-        action="store_true",
-        default=None,
+        action=argparse.BooleanOptionalAction,
         help="add the hook-point atlas of each hooked workload (default: on with --perf)",
     )
-    sr.add_argument("--no-atlas", dest="atlas", action="store_false")
     sr.add_argument(
         "--calibrate",
         action="store_true",
         help="also measure the paired test's A/A rate and power here (readbench calibrate)",
     )
-    sr.add_argument("--perf", dest="perf", action="store_true", default=None)
-    sr.add_argument("--no-perf", dest="perf", action="store_false")
+    sr.add_argument("--perf", action=argparse.BooleanOptionalAction)
     sr.add_argument(
         "--copy",
-        dest="copy",
-        action="store_true",
-        default=None,
+        action=argparse.BooleanOptionalAction,
         help="add the user-space copy-strategy sweep (default: on for default/full)",
     )
-    sr.add_argument("--no-copy", dest="copy", action="store_false")
     sr.add_argument("--resume", metavar="RUN")
     sr.add_argument("--out", default="results")
     sr.add_argument("--seed", type=int, default=None)
