@@ -12,6 +12,7 @@ import pytest
 from readbench.bpf import abi
 from readbench.bpf import build as bpf_build
 from readbench.errors import MissingCapability
+from tests.conftest import require
 
 HEADER = bpf_build.SRC_DIR / "readhooks.h"
 
@@ -68,30 +69,30 @@ def test_fnv_matches_reference_vectors() -> None:
     assert abi.fnv1a64(b"foobar") == 0x85944171F73967E8
 
 
-def test_missing_clang_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
+def _only_tools(tmp_path: Path, monkeypatch, *tools: str) -> None:  # type: ignore[no-untyped-def]
+    """A PATH holding just `tools` (symlinks to the real ones), an empty object cache."""
+    import shutil
+
+    only = tmp_path / "bin"
+    only.mkdir()
+    for t in tools:
+        real = shutil.which(t)
+        require(real is not None, f"{t} not installed (apt-get install {t})")
+        (only / t).symlink_to(real)
+    monkeypatch.setenv("PATH", str(only))
     monkeypatch.setattr(bpf_build, "EXTRA_TOOL_DIRS", "")
     monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(bpf_build, "_built", {})
+
+
+def test_missing_clang_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _only_tools(tmp_path, monkeypatch)
     with pytest.raises(MissingCapability, match=r"`clang`.*apt-get install clang"):
         bpf_build.object_path()
 
 
 def test_missing_bpftool_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import shutil
-
-    clang = shutil.which("clang")
-    if clang is None:
-        pytest.skip("clang not installed (covered by the clang test)")
-    only = tmp_path / "bin"
-    only.mkdir()
-    (only / "clang").symlink_to(clang)
-    monkeypatch.setenv("PATH", str(only))
-    monkeypatch.setattr(bpf_build, "EXTRA_TOOL_DIRS", "")
-    monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bpf_build, "_built", {})
+    _only_tools(tmp_path, monkeypatch, "clang")
     with pytest.raises(MissingCapability, match=r"`bpftool`.*apt-get install bpftool"):
         bpf_build.object_path()
 
