@@ -42,20 +42,57 @@ def _cdf(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def w_plus(x: np.ndarray) -> np.ndarray:
-    """Signed-rank statistic along the last axis (sum of ranks of |x| where x > 0).
-    Continuous data: ties and zeros have probability zero; ranks break them by order."""
+    """Signed-rank statistic along the last axis for continuous data (sum of the ranks of |x|
+    where x > 0), vectorised for the power simulation. Ties and zeros have probability zero
+    there; signed_rank_p handles real data with ties and zeros exactly (mid-ranks, Pratt)."""
     x = np.asarray(x, dtype=float)
     ranks = np.argsort(np.argsort(np.abs(x), axis=-1), axis=-1) + 1
     return np.sum(np.where(x > 0, ranks, 0), axis=-1)
 
 
+def _pratt_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Doubled mid-ranks of |x| (integers) with zeros ranked and then dropped (Pratt), and the
+    signs of the non-zero values. Doubling keeps half ranks integral for exact counting."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(x, dtype=float)
+    r2 = np.rint(2 * rankdata(np.abs(x), method="average")).astype(np.int64)
+    nz = x != 0
+    return r2[nz], np.sign(x[nz])
+
+
+def _weighted_sign_counts(weights: np.ndarray) -> np.ndarray:
+    """counts[w] = number of sign patterns whose positive weights sum to w (exact, any
+    integer weights): the conditional null distribution given the observed ranks."""
+    counts = np.zeros(int(weights.sum()) + 1)
+    counts[0] = 1.0
+    for r in weights:
+        r = int(r)
+        counts[r:] = counts[r:] + counts[: len(counts) - r].copy()
+    return counts
+
+
 def signed_rank_p(x: np.ndarray, alternative: str = "two-sided") -> float:
-    """Exact p-value of the Wilcoxon signed-rank test of median 0."""
+    """Exact p-value of the Wilcoxon signed-rank test of median 0. Ties get mid-ranks and
+    zeros are ranked then dropped (Pratt); with either, the null distribution is counted
+    for the observed ranks (conditional and exact), so x and −x give the same two-sided p
+    and the one-sided p-values swap."""
+    x = np.asarray(x, dtype=float)
     n = len(x)
     if n == 0:
         return float("nan")
-    le, ge = _cdf(n)
-    w = int(w_plus(np.asarray(x)))
+    absx = np.abs(x)
+    if np.all(x != 0) and len(np.unique(absx)) == n:  # continuous case: the cached tables
+        le, ge = _cdf(n)
+        w = int(w_plus(x))
+    else:
+        r2, sign = _pratt_ranks(x)
+        if len(r2) == 0:  # every value is zero: no evidence either way
+            return 1.0
+        pmf = _weighted_sign_counts(r2)
+        pmf = pmf / pmf.sum()
+        le, ge = np.cumsum(pmf), np.cumsum(pmf[::-1])[::-1]
+        w = int(r2[sign > 0].sum())
     if alternative == "greater":
         return float(ge[w])
     if alternative == "less":
@@ -172,13 +209,39 @@ def rank_sum_counts(n1: int, n2: int) -> np.ndarray:
     return out
 
 
+def _rank_sum_null(ranks2: np.ndarray, n1: int) -> np.ndarray:
+    """counts[s] = number of ways to choose n1 of the (doubled, integer) ranks with sum s:
+    the exact conditional null of the rank sum when ranks are tied."""
+    top = int(ranks2.sum())
+    table = np.zeros((n1 + 1, top + 1))
+    table[0, 0] = 1.0
+    for r in ranks2:
+        r = int(r)
+        table[1:, r:] = table[1:, r:] + table[:-1, : top + 1 - r].copy()
+    return table[n1]
+
+
 def shift_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact two-sided Mann-Whitney p of b against a (continuous data: no ties)."""
+    """Exact two-sided Mann-Whitney p of b against a. U counts a tie as ½; with ties the null
+    is counted for the observed mid-ranks (exact, conditional), so shift_p(a, b) equals
+    shift_p(b, a) and shift_p(-a, -b)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     n1, n2 = len(b), len(a)
-    counts = rank_sum_counts(n1, n2)
+    if n1 == 0 or n2 == 0:
+        return float("nan")
+    both = np.concatenate([b, a])
+    if len(np.unique(both)) == n1 + n2:
+        counts = rank_sum_counts(n1, n2)
+        u = int(np.sum(b[:, None] > a[None, :]))
+        le, ge = counts[: u + 1].sum(), counts[u:].sum()
+        return float(min(1.0, 2 * min(le, ge) / counts.sum()))
+    from scipy.stats import rankdata
+
+    r2 = np.rint(2 * rankdata(both, method="average")).astype(np.int64)
+    counts = _rank_sum_null(r2, n1)
+    s = int(r2[:n1].sum())  # 2 × (rank sum of b) = 2U + n1(n1 + 1), U with ties as ½
     total = counts.sum()
-    u = int(np.sum(np.asarray(b)[:, None] > np.asarray(a)[None, :]))
-    le, ge = counts[: u + 1].sum() / total, counts[u:].sum() / total
+    le, ge = counts[: s + 1].sum() / total, counts[s:].sum() / total
     return float(min(1.0, 2 * min(le, ge)))
 
 

@@ -76,3 +76,55 @@ def test_tost() -> None:
     tiny = rng.normal(0.0, 0.001, 12)
     assert paired.tost_p(tiny, 0.02) == pytest.approx(1 / 2**12)
     assert paired.tost_p(tiny + 0.05, 0.02) > 0.5
+
+
+# -- ties and zeros (issue 14, item 7) -------------------------------------------------------
+
+TIED = np.array([0.0, 0.0, 1.0, 1.0, 2.0, -2.0, 3.0, -1.0, 4.0, 5.0, 5.0, 6.0])
+
+
+def _brute_signed_rank_p(x: np.ndarray) -> float:
+    """Reference: every sign flip of the non-zero values, Pratt mid-ranks, two-sided."""
+    r = sps.rankdata(np.abs(x))
+    nz = x != 0
+    r, pos = r[nz], x[nz] > 0
+    w = r[pos].sum()
+    sums = np.array(
+        [sum(ri for ri, s in zip(r, signs, strict=True) if s)
+         for signs in itertools.product((0, 1), repeat=len(r))]
+    )  # fmt: skip
+    return min(1.0, 2 * min(np.mean(sums <= w + 1e-9), np.mean(sums >= w - 1e-9)))
+
+
+@pytest.mark.parametrize("x", [TIED, TIED[2:], np.array([0.0, 1, 1, 1, 2, 2, -3, 4, 4])])
+def test_signed_rank_is_symmetric_and_exact_under_ties_and_zeros(x: np.ndarray) -> None:
+    p, q = paired.signed_rank_p(x), paired.signed_rank_p(-x)
+    assert p == pytest.approx(q, rel=1e-12)
+    assert p == pytest.approx(_brute_signed_rank_p(x), rel=1e-9)
+    assert paired.signed_rank_p(x, "greater") == pytest.approx(paired.signed_rank_p(-x, "less"))
+
+
+def test_signed_rank_all_zero_is_no_evidence() -> None:
+    assert paired.signed_rank_p(np.zeros(9)) == 1.0
+
+
+def _brute_shift_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Reference: every split of the pooled mid-ranks into the two samples."""
+    both = np.concatenate([b, a])
+    r = sps.rankdata(both)
+    s = r[: len(b)].sum()
+    sums = np.array([r[list(c)].sum() for c in itertools.combinations(range(len(r)), len(b))])
+    return min(1.0, 2 * min(np.mean(sums <= s + 1e-9), np.mean(sums >= s - 1e-9)))
+
+
+def test_shift_p_counts_ties_as_half_and_is_symmetric() -> None:
+    a = np.array([1.0, 2.0, 2.0, 3.0, 4.0, 4.0])
+    b = np.array([2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    p = paired.shift_p(a, b)
+    assert p == pytest.approx(paired.shift_p(b, a), rel=1e-12)
+    assert p == pytest.approx(paired.shift_p(-a, -b), rel=1e-12)
+    assert p == pytest.approx(_brute_shift_p(a, b), rel=1e-9)
+    # without ties: the exact tables, as scipy's exact Mann-Whitney
+    x, y = np.arange(6.0), np.arange(6.0) + 2.5
+    ref = sps.mannwhitneyu(y, x, method="exact").pvalue
+    assert paired.shift_p(x, y) == pytest.approx(ref, rel=1e-9)
