@@ -125,7 +125,7 @@ def compare_runs(
                 "notes": notes,
             }
         )
-    apply_family(rows, alpha, margin, m_label="cross-run claims")
+    apply_family(rows, alpha, margin, m_label="cross-run claims", kind="runs")
     changes: list[dict[str, Any]] = []
     change_skipped: list[dict[str, Any]] = []
     for k, other in enumerate(runs[1:], start=1):
@@ -133,9 +133,6 @@ def compare_runs(
         changes += rows_k
         change_skipped += [{**s, "pair": k} for s in skipped_k]
     _finish_changes(changes, alpha)
-    for r in rows:
-        if r["significant"]:
-            r["verdict"] = "B slower" if r["delta_ns"] > 0 else "B faster"
 
     # each run's own hook overhead, side by side: does a hook cost more on B?
     analyses = [analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed) for r in runs]

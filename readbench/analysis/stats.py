@@ -276,33 +276,32 @@ def compare_groups(
 def paired_claim(pairs: Sequence[tuple[np.ndarray, np.ndarray]], margin: float) -> dict[str, Any]:
     """Hook on vs off inside each process (design §6), uncorrected: the caller applies Holm.
 
-    Per process: the median over blocks of log(on/off) and of (on - off) ns. Across
-    processes: the exact Wilcoxon signed-rank test, the pseudo-median as the estimate and
-    its exact CI (the same null distribution, so the CI excludes 0 exactly when p < 0.05)."""
-    lr = np.array([float(np.median(np.log(on / off))) for off, on in pairs])
-    # The same statistic with no hook in it: off against the next block's off, per process.
-    # Its spread is the machine's noise, which a small uniform overhead would face; the
-    # spread of `lr` also holds how much a large hook's cost varies between processes.
-    null = np.array(
-        [float(np.median(np.log(off[1:] / off[:-1]))) for off, _ in pairs if len(off) > 1]
-    )
+    One estimand: per process, the median over blocks of log(on/off). Across processes: the
+    exact Wilcoxon signed-rank test, the pseudo-median as the estimate and its exact 95 %
+    interval (the same null distribution, so it excludes 0 exactly when p ≤ 0.05). Δ ns is
+    that ratio and interval times the hook-off median (the median of the per-process
+    hook-off medians), so Δ and the ratio never disagree about "excludes no change"."""
+    diffs = [np.log(on / off) for off, on in pairs]
+    lr = np.array([float(np.median(d)) for d in diffs])
     dn = np.array([float(np.median(on - off)) for off, on in pairs])
     off_med = np.array([float(np.median(off)) for off, _ in pairs])
     on_med = np.array([float(np.median(on)) for _, on in pairs])
     n = len(lr)
     ci_lr = paired.pseudo_median_ci(lr)
     ratio = math.exp(paired.pseudo_median(lr)) if n else float("nan")
+    base = float(np.median(off_med)) if n else None
     out: dict[str, Any] = {
         "design": "paired",
         "test": "exact Wilcoxon signed-rank over per-process median log(on/off)",
+        "estimand": "per-process median log(on/off); Δ ns = (ratio − 1) × hook-off median",
         "n_a": n,
         "n_b": n,
         "n_processes": n,
         "n_pairs": int(sum(len(off) for off, _ in pairs)),
-        "median_a_ns": float(np.median(off_med)) if n else None,
+        "median_a_ns": base,
         "median_b_ns": float(np.median(on_med)) if n else None,
-        "delta_ns": paired.pseudo_median(dn) if n else None,
-        "delta_ci95": paired.pseudo_median_ci(dn),
+        "delta_ns": (ratio - 1) * base if base is not None else None,
+        "delta_ci95": [math.expm1(x) * base for x in ci_lr] if ci_lr and base else None,
         "ratio": ratio,
         "ratio_ci95": [math.exp(x) for x in ci_lr] if ci_lr else None,
         "overhead_pct": (ratio - 1) * 100,
@@ -311,8 +310,11 @@ def paired_claim(pairs: Sequence[tuple[np.ndarray, np.ndarray]], margin: float) 
         "p_tost": paired.tost_p(lr, math.log1p(margin)) if n else None,
         "min_p": paired.min_p(n),
         "sd_log": paired.robust_sd(lr) if n > 1 else None,
-        "sd_null": paired.robust_sd(null) if len(null) > 1 else None,
+        # the noise a uniform overhead faces: within-process block differences, pooled
+        "sd_null": paired.null_spread(diffs) if n > 1 else None,
+        "blocks_per_process": int(np.median([len(d) for d in diffs])) if n else 0,
         "process_log_ratio": [float(x) for x in lr],
+        # per-process median on − off (ns): shown in figures, not a second estimate
         "process_delta_ns": [float(x) for x in dn],
         "note": "" if ci_lr else f"{n} processes: too few for a 95 % interval",
     }
@@ -341,14 +343,34 @@ def cell_rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def verdict(c: dict[str, Any], margin: float) -> str:
+# A significant negative hook overhead is a confound (something the toggle or the order
+# changed), never a saving: this word goes everywhere a verdict is printed.
+CONFOUND = "confound (faster with the hook)"
+
+
+def verdict(c: dict[str, Any], margin: float, kind: str = "hook") -> str:
+    """The claim's word. kind: "hook" (hook on vs off), "aa" (a sham toggle against
+    nothing: any significant result is a false positive), "runs" (B vs A, across runs)."""
     if c.get("significant"):
-        return "slower" if c["delta_ns"] > 0 else "faster"
+        up = c["delta_ns"] > 0
+        if kind == "aa":
+            return "false positive (A/A: " + ("slower" if up else "faster") + ")"
+        if kind == "runs":
+            return "B slower" if up else "B faster"
+        return "slower" if up else CONFOUND
     if c.get("equivalent"):
         return f"equivalent (±{margin * 100:g} %)"
     if c.get("underpowered"):
         return "underpowered"
     return "inconclusive"
+
+
+def binomial_ci(k: int, n: int, level: float = 0.95) -> list[float] | None:
+    """Exact (Clopper-Pearson) interval of a rate of k in n."""
+    if n == 0:
+        return None
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    return [float(ci.low), float(ci.high)]
 
 
 def _paired_mde_pct(spread: Any, n: int, alpha: float) -> float | None:
@@ -357,11 +379,19 @@ def _paired_mde_pct(spread: Any, n: int, alpha: float) -> float | None:
 
 
 def apply_family(
-    comps: list[dict[str, Any]], alpha: float, margin: float, *, m_label: str = "claims"
+    comps: list[dict[str, Any]],
+    alpha: float,
+    margin: float,
+    *,
+    m_label: str = "claims",
+    kind: str = "hook",
 ) -> None:
     """Holm over the family for difference claims and, separately, for equivalence
     claims; BH q-values for the exploratory heatmap only; MDE at α/m (Holm's strictest
-    step, what the family guarantees) for the test each claim used. Mutates `comps`."""
+    step, what the family guarantees) for the test each claim used; and, for paired
+    claims, the simultaneous interval at 1 − α/m (Bonferroni: all m hold at once with
+    probability ≥ 1 − α; one that excludes no change implies Holm's rejection). Mutates
+    `comps`."""
     idx = [i for i, c in enumerate(comps) if _finite(c.get("p"))]
     m = len(idx)
     p_holm = holm([comps[i]["p"] for i in idx], alpha)
@@ -388,6 +418,14 @@ def apply_family(
     for j, i in enumerate(tidx):
         comps[i]["p_tost_holm"] = float(p_tost_holm[j])
         comps[i]["equivalent"] = bool(p_tost_holm[j] < alpha) and not comps[i]["significant"]
+    level = 1 - alpha / m_eff
+    for c in comps:
+        lr = c.get("process_log_ratio")
+        ci = paired.pseudo_median_ci(np.asarray(lr), level) if lr else None
+        base = c.get("median_a_ns")
+        c["ci_simultaneous_level"] = level
+        c["ratio_ci_simultaneous"] = [math.exp(x) for x in ci] if ci else None
+        c["delta_ci_simultaneous"] = [math.expm1(x) * base for x in ci] if ci and base else None
     for c in comps:
         sd = c.get("sd_log")
         c["family_size"] = m
@@ -413,7 +451,7 @@ def apply_family(
             )
         c["underpowered"] = bool(reasons)
         c["power_note"] = "; ".join(reasons)
-        c["verdict"] = verdict(c, margin)
+        c["verdict"] = verdict(c, margin, kind)
 
 
 # --------------------------------------------------------------------------- run
@@ -488,12 +526,14 @@ def analyze_loaded(
 
     apply_family(comps, alpha, margin)
     # A/A is its own family: it calibrates the procedure, it makes no claims
-    apply_family(aa, alpha, margin, m_label="A/A comparisons")
-    aa_rate = aa_unc = aa_pooled = None
+    apply_family(aa, alpha, margin, m_label="A/A comparisons", kind="aa")
+    aa_rate = aa_unc = aa_pooled = aa_unc_ci = None
     if aa:
         aa_rate = sum(c["significant"] for c in aa) / len(aa)
         tested = [c for c in aa if _finite(c["p"])]
-        aa_unc = sum(c["p"] < alpha for c in tested) / len(tested) if tested else None
+        aa_k = sum(c["p"] < alpha for c in tested)
+        aa_unc = aa_k / len(tested) if tested else None
+        aa_unc_ci = binomial_ci(aa_k, len(tested))
         # what a pooled-values t-test (pyperf compare_to's style) would have flagged:
         # shows why the process, not the value, is the unit
         pooled = []
@@ -529,6 +569,16 @@ def analyze_loaded(
         "headlines": headlines(comps, margin),
         "aa_false_positive_rate": aa_rate,
         "aa_uncorrected_rate": aa_unc,
+        # exact 95 % interval; a lower bound above α means the procedure's size is broken
+        "aa_uncorrected_ci95": aa_unc_ci,
+        "aa_toggle": sorted({c.get("toggle") or "nothing" for c in aa}),
+        "aa_warning": (
+            f"A/A: {aa_unc:.1%} of {len(aa)} sham-toggle claims significant uncorrected "
+            f"(exact 95 % CI {aa_unc_ci[0]:.1%}–{aa_unc_ci[1]:.1%}), above α = {alpha:g}: "
+            "toggling itself moves the read here, so hook claims near their MDE are suspect"
+        )
+        if aa_unc_ci and aa_unc_ci[0] > alpha
+        else None,
         "aa_pooled_values_rate": aa_pooled,
         "aa_n": len(aa),
         "no_data": run.no_data,
