@@ -520,6 +520,7 @@ def analyze_loaded(
             "size": cell.size,
             "buf_offset": cell.buf_offset,
             "hook": cell.hook,
+            "toggle": cell.toggle,
             **c,
         }
         (aa if cell.aa_copy else comps).append(c)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyperf
 
 from readbench.measure.readloop import ReadLoop, spin_iters_for
@@ -36,6 +37,32 @@ from readbench.measure.worker import add_cell_args, attach_hook, cell_argv, die_
 
 OFF = "#off"  # suffix of the hook-off benchmark of a paired cell
 SETTLE_FRACTION = 0.25  # settling batch after a toggle, as a fraction of a value's loops
+# The A/A arm's sham toggle: the atlas's counting program (readbench.atlas.probe.PointHook)
+# attached and detached like a hook, on a point the read loop never reaches: task_rename
+# fires only when a task's comm changes (exec, PR_SET_NAME), never in read(), pread64() or a
+# pipe read (tests/system/test_paired.py counts 0 per read). A real link, real attach and
+# detach (RCU, static keys, text patching land where a hook's would), and nothing in the
+# timed path: an A/A false positive then measures toggling's side effects, not nothing.
+SHAM_HOOKS = {"rawtp": "point:rawtp:task_rename", "tp": "point:tp:task/task_rename"}
+
+
+def sham_hook(attach_types: dict[str, Any], root: bool) -> tuple[str, str]:
+    """(the A/A arm's --rb-hook, why) from the probe's attach types: raw_tp, else a classic
+    tracepoint, else nothing toggled (said so: the A/A check is then the weak one)."""
+    if not root:
+        return "none", "not root: the A/A arm toggles nothing (a sham link needs BPF)"
+    for kind, hook in SHAM_HOOKS.items():
+        v = attach_types.get(kind) or {}
+        if v.get("available"):
+            return hook, f"a counting program on {kind} task_rename (never fires in a read)"
+    reasons = "; ".join(f"{k}: {(attach_types.get(k) or {}).get('reason')}" for k in SHAM_HOOKS)
+    return "none", f"no tracepoint attach type here ({reasons}): the A/A arm toggles nothing"
+
+
+def child_seed(seed: int, process_no: int) -> int:
+    """Independent seeds per (trial or round, process): seed + k would make trial s's
+    process k+1 replay trial s+1's process k (the same block orders)."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, process_no]).generate_state(1)[0])
 
 
 @dataclass(frozen=True)
@@ -55,8 +82,9 @@ def hook_arms() -> list[Arm]:
 
 
 def parse_arms(text: str) -> list[Arm]:
-    """'off,on' (a hook toggled) or 'off,aa,d1,d2.5,…' (calibration: nothing toggled, and
-    delays of that many percent)."""
+    """'off,on' (a hook toggled) or, for calibration, 'off,aa' (the cell's hook, the sham,
+    toggled: nothing else changes) and 'off,dX' (the sham toggled as well, plus a busy
+    delay of X % of the read)."""
     arms = []
     for t in text.split(","):
         t = t.strip()
@@ -65,9 +93,9 @@ def parse_arms(text: str) -> list[Arm]:
         elif t == "on":
             arms.append(Arm("", hook=True))
         elif t == "aa":
-            arms.append(Arm("#aa"))
+            arms.append(Arm("#aa", hook=True))
         elif t.startswith("d") and _is_pct(t[1:]):
-            arms.append(Arm(f"#d{t[1:]}", delay_pct=float(t[1:])))
+            arms.append(Arm(f"#d{t[1:]}", hook=True, delay_pct=float(t[1:])))
         else:
             raise ValueError(f"arm {t!r}: expected off, on, aa or dPCT")
     return arms
@@ -85,12 +113,12 @@ def arms_arg(arms: list[Arm]) -> str:
     for a in arms:
         if a.suffix == OFF:
             out.append("off")
-        elif a.hook:
-            out.append("on")
         elif a.delay_pct:
             out.append(f"d{a.delay_pct:g}")
-        else:
+        elif a.suffix == "#aa":
             out.append("aa")
+        else:
+            out.append("on")
     return ",".join(out)
 
 
@@ -164,12 +192,15 @@ def child_cmd(args: argparse.Namespace, process_no: int) -> list[str]:
                    args.rb_data),
         "--rb-name", args.rb_name, "--arms", args.arms, "--pairs", str(args.pairs),
         "--min-time", str(args.min_time), "--loops", str(args.loops or 0),
-        "--seed", str(args.seed + process_no),
+        "--seed", str(child_seed(args.seed, process_no)),
     ]  # fmt: skip
 
 
-def suite_of(name: str, arms: list[Arm], children: list[dict[str, Any]], tag: str) -> str:
-    """The pyperf suite JSON: one benchmark per arm, one run per child process."""
+def suite_of(
+    name: str, arms: list[Arm], children: list[dict[str, Any]], tag: str, toggle: str = "none"
+) -> str:
+    """The pyperf suite JSON: one benchmark per arm, one run per child process. `toggle`:
+    what the toggled arms attach (the cell's hook, or the A/A arm's sham)."""
     benches = []
     for a in arms:
         runs = []
@@ -184,6 +215,7 @@ def suite_of(name: str, arms: list[Arm], children: list[dict[str, Any]], tag: st
                 "readbench_block_orders": " ".join(ch["orders"]),
                 "readbench_settle_loops": ch["settle_loops"],
                 "readbench_threads": ch["threads"],
+                "readbench_toggle": toggle,
             }
             if a.delay_pct:
                 md["readbench_delay_pct"] = a.delay_pct
@@ -225,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(proc.stderr)
             return proc.returncode or 1
         children.append(json.loads(proc.stdout))
-    text = suite_of(args.rb_name, arms, children, tag=f"s{args.seed}")
+    text = suite_of(args.rb_name, arms, children, tag=f"s{args.seed}", toggle=args.rb_hook)
     if args.output:
         args.output.write_text(text)  # the runner renames it into place when whole
     else:

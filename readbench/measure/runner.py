@@ -34,6 +34,7 @@ from rich.progress import (
 from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MeasurementError
 from readbench.measure import datafiles, machine
+from readbench.measure.paired import sham_hook
 from readbench.measure.worker import cell_argv
 from readbench.model import hookspec, schema
 from readbench.model.matrix import Cell, Matrix, validate
@@ -64,6 +65,8 @@ class Plan:
     data_files: dict[str, str] = field(default_factory=dict)
     alpha: float = schema.DEFAULT_ALPHA  # the run's significance level, stored in the manifest
     margin: float = schema.DEFAULT_MARGIN  # and its equivalence margin
+    aa_toggle: str = "none"  # what an A/A cell's second arm attaches (measure.paired.sham_hook)
+    aa_toggle_why: str = ""
 
 
 def plan_run(
@@ -109,7 +112,10 @@ def plan_run(
 
         first = skipped[0]
         raise MissingCapability(f"hook {first['hook']} is not available here: {first['reason']}")
+    aa_toggle, aa_why = sham_hook(probe.get("attach_types") or {}, bool(probe.get("root")))
     return Plan(
+        aa_toggle=aa_toggle,
+        aa_toggle_why=aa_why,
         matrix=matrix,
         cells=runnable,
         skipped=skipped,
@@ -188,7 +194,8 @@ class ChildRunner:
 def _cell_argv(plan: Plan, cell: Cell) -> list[str]:
     align = plan.io_align if cell.workload == "direct" else 0
     data = plan.data_files.get(cell.workload, "")
-    return cell_argv(cell.workload, cell.size, cell.buf_offset, cell.hook, align, data)
+    hook = plan.aa_toggle if cell.aa_copy else cell.hook  # an A/A cell toggles the sham
+    return cell_argv(cell.workload, cell.size, cell.buf_offset, hook, align, data)
 
 
 def is_paired(cell: Cell) -> bool:
@@ -264,6 +271,8 @@ def new_manifest(plan: Plan, run: RunDir) -> schema.Manifest:
         data_files=plan.data_files,
         io_align=plan.io_align,
         affinity=plan.affinity,
+        aa_toggle=plan.aa_toggle,
+        aa_toggle_why=plan.aa_toggle_why,
         timing_notes=[
             "values are seconds per read operation, timed inside the C loop (CLOCK_MONOTONIC)",
             "timing passes run with BPF run-time stats off; bpf/ side files come from a "
@@ -299,6 +308,8 @@ def plan_from_manifest(manifest: schema.Manifest) -> Plan:
         data_files=manifest.get("data_files", {}),
         alpha=manifest["analysis"]["alpha"],
         margin=manifest["analysis"]["margin"],
+        aa_toggle=manifest.get("aa_toggle", "none"),
+        aa_toggle_why=manifest.get("aa_toggle_why", ""),
     )
 
 
@@ -449,14 +460,21 @@ def _atlas(
 
 
 def _calibration(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
-    """`readbench calibrate` on the run's first cached cell size (or cached/64), as a child,
-    so an interrupt kills it like any other measurement."""
-    sizes = sorted(c.size for c in plan.cells if c.workload == "cached") or [64]
+    """`readbench calibrate` in the run's own design: cached at the run's smallest cached
+    hooked size (or 64), the run's processes and blocks per hooked cell, α/m for the run's
+    claim count; as a child, so an interrupt kills it like any other measurement."""
+    m = plan.matrix
+    hooked = [c for c in plan.cells if c.hook != "none" and not c.aa_copy]
+    sizes = sorted(c.size for c in hooked if c.workload == "cached") or [64]
     cmd = [sys.executable, "-m", "readbench", "calibrate", "--json",
            "--workload", "cached", "--size", str(sizes[0]), "--alpha", str(plan.alpha),
            "--data-dir", str(plan.data_dir),
+           "--processes", str(m.rounds * m.paired_processes_per_round),
+           "--pairs", str(m.pairs_by_workload.get("cached", m.pairs)),
+           "--min-time", str(m.min_time),
+           "--family-size", str(max(len(hooked), 1)),
            "--trials", str(plan.matrix.calibrate_trials)]  # fmt: skip
-    proc = child.run(cmd, timeout=1800)
+    proc = child.run(cmd, timeout=3600)
     if proc.returncode != 0:
         _side_failure(manifest, "calibration", "calibrate", _error_tail(proc.stderr))
         return

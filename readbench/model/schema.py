@@ -87,6 +87,8 @@ class Manifest(TypedDict, total=False):
     cells: list[ManifestCell]
     unavailable: list[dict[str, str]]
     failed: list[dict[str, str]]
+    aa_toggle: str  # what the A/A cells' second arm attaches ("none": nothing toggled)
+    aa_toggle_why: str
     synthetic: str  # only in test fixtures: says the numbers are generated
     migrated_from: int
 

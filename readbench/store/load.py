@@ -40,6 +40,7 @@ class CellData:
     aa_copy: bool
     status: str = "ok"
     reason: str = ""
+    toggle: str = "none"  # what the toggled arm attached: the hook, or an A/A cell's sham
     # one array per worker process, ns per read op (a paired cell: its "on" arm)
     runs: list[np.ndarray] = field(default_factory=list)
     # paired cells: per process, (off values, on values) in block order (value j of one arm
@@ -154,6 +155,7 @@ def load_run(run_dir: Path) -> RunData:
             status=str(c.get("status", "ok")),
             reason=str(c.get("reason", "") or ""),
         )
+        cell.toggle = str(manifest.get("aa_toggle") or "none") if cell.aa_copy else cell.hook
         if name in data:
             cell.runs = data[name]
             cell.pairs = paired.get(name, [])

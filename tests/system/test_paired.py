@@ -163,31 +163,67 @@ def test_injected_delay_slows_every_op_by_about_what_was_asked(data_file: Path) 
     assert 1.15 < ratio < 1.35
 
 
-def test_calibrate_json_contract(data_dir: Path) -> None:
-    r = _rb(
-        "calibrate",
-        "--trials",
-        "2",
-        "--processes",
-        "8",
-        "--pairs",
-        "4",
-        "--effects",
-        "40",
-        "--data-dir",
-        str(data_dir),
-        "--json",
-    )
+def test_calibrate_json_contract(rawtp: None, data_dir: Path, tmp_path: Path) -> None:
+    """Few, short trials: the contract, the claims' design and the machine store (its own
+    directory here, so the user's store is untouched)."""
+    args = ("calibrate", "--trials", "1", "--processes", "8", "--pairs", "4",
+            "--min-time", "0.005", "--family-size", "1", "--effects", "40",
+            "--data-dir", str(data_dir), "--json")  # fmt: skip
+    env = {**os.environ, "READBENCH_CALIBRATION_DIR": str(tmp_path / "store")}
+    r = subprocess.run([sys.executable, "-m", "readbench", *args], capture_output=True,
+                       text=True, check=False, cwd=ROOT, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)
-    assert {"alpha", "seconds", "aa", "power"} <= set(c)
-    assert {"claims", "false_positives", "rate", "rate_ci95"} <= set(c["aa"])
-    assert c["aa"]["claims"] == 2
-    (p,) = c["power"]
-    assert {"effect_pct", "trials", "detected", "rate", "delta_ns_median", "injected_ns"} <= set(p)
-    # +40 % is far beyond the noise: detected in both trials, measured near what was injected
-    assert p["detected"] == 2
+    assert {"alpha", "seconds", "aa", "mde_check", "mde_pct", "family_size", "level"} <= set(c)
+    assert c["toggle"] == "point:rawtp:task_rename" and c["family_size"] == 1
+    assert c["aa"]["claims"] == 1 and c["aa"]["uncorrected"]["rate_ci95"] is not None
+    (p,) = c["mde_check"]
+    assert {"effect_pct", "trials", "detected", "observed_rate", "observed_ci95",
+            "predicted_power", "agree", "delta_ns_median", "injected_ns"} <= set(p)  # fmt: skip
+    # +40 % is far beyond the noise: detected, predicted near 1, measured near what was asked
+    assert p["detected"] == 1 and p["predicted_power"] > 0.9 and p["agree"]
     assert 0.6 < p["delta_ns_median"] / p["injected_ns"] < 1.6
+    # trials have independent seeds; the store holds both trials and pools the A/A one
+    assert len({t["seed"] for t in c["trial_results"]}) == 2
+    store = json.loads(Path(c["store"]).read_text())
+    (design,) = store["designs"].values()
+    assert len(design["records"]) == 2 and c["aa_pooled"]["of"] == 1
+    assert store["identity"]["kernel_release"] == os.uname().release
+
+
+def test_sham_toggle_never_fires_in_a_read(rawtp: None, data_file: Path) -> None:
+    """The A/A arm's sham point (task_rename) fires 0 times per read on every workload the
+    calibration and the A/A cells use, and does fire when a task is renamed: it is a live
+    link on a point the read path never reaches."""
+    import ctypes
+
+    from readbench.atlas.probe import PointHook, fires_per_read
+    from readbench.measure.paired import SHAM_HOOKS
+
+    _, attach, target = SHAM_HOOKS["rawtp"].split(":", 2)
+    for workload, data in (("cached", str(data_file)), ("pipe", None)):
+        with ReadLoop(workload, 64, data) as loop:
+            r = fires_per_read(attach, target, "", loop, 20_000)
+        assert r["count"] == 0 and r["read_calls"] >= 20_000, (workload, r)
+    with PointHook(attach, target) as h:
+        before = h.fired()
+        ctypes.CDLL(None).prctl(15, b"rb-sham-test", 0, 0, 0)  # PR_SET_NAME
+        assert h.fired() - before == 1
+
+
+def test_aa_cell_toggles_the_sham(rawtp: None, data_dir: Path, tmp_path: Path) -> None:
+    """A run with --aa: the A/A cell's second arm attaches the sham, and says so."""
+    r = _rb("run", "--matrix", "quick", "--workloads", "cached", "--sizes", "64",
+            "--hooks", "none", "--aa", "--rounds", "1", "--no-perf", "--no-copy",
+            "--no-atlas", "--out", str(tmp_path), "--data-dir", str(data_dir),
+            "--no-progress", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run_dir = Path(json.loads(r.stdout)["run_dir"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["aa_toggle"] == "point:rawtp:task_rename"
+    suite = pyperf.BenchmarkSuite.load(str(run_dir / "suite.json"))
+    runs = suite.get_benchmark("cached/64/none#aa").get_runs()
+    assert {r.get_metadata()["readbench_toggle"] for r in runs} == {"point:rawtp:task_rename"}
 
 
 def test_calibrate_refuses_bad_input() -> None:
