@@ -84,15 +84,23 @@ def _paired_benches(
     between_cv: float,
     within_cv: float,
     rng: np.random.Generator,
+    block_orders: bool = False,
 ) -> list[pyperf.Benchmark]:
-    """Off and on benchmarks of a paired cell: on = off × factor, per process and block."""
+    """Off and on benchmarks of a paired cell: on = off × factor, per process and block.
+    `block_orders`: store a random arm order per block, as the paired worker does (the
+    values do not depend on it: no position effect is put in)."""
     off_runs, on_runs = [], []
+    order_rng = np.random.default_rng(rng.integers(2**32))
     for k in range(processes):
         proc = mu_off * rng.lognormal(0.0, between_cv)
         drift = rng.lognormal(0.0, within_cv, size=blocks)  # shared by both arms of a block
         off = proc * drift * rng.lognormal(0.0, within_cv / 3, size=blocks)
         on = proc * factor * drift * rng.lognormal(0.0, within_cv / 3, size=blocks)
         md = {"readbench_paired": name, "readbench_process": f"synthetic-{k}"}
+        if block_orders:
+            md["readbench_block_orders"] = " ".join(
+                "01" if order_rng.random() < 0.5 else "10" for _ in range(blocks)
+            )
         off_runs.append(_run(name + "#off", off, readbench_arm="#off", **md))
         on_runs.append(_run(name, on, readbench_arm="on", **md))
     return [pyperf.Benchmark(off_runs), pyperf.Benchmark(on_runs)]
@@ -119,6 +127,7 @@ def write_run(
     no_data_cells: Mapping[str, str] | None = None,
     alpha: float = schema.DEFAULT_ALPHA,
     margin: float = schema.DEFAULT_MARGIN,
+    block_orders: bool = False,
 ) -> Path:
     """Write a synthetic run directory and return it.
 
@@ -150,7 +159,15 @@ def write_run(
                     # process share its placement and each block's drift.
                     mu_off = base_ns(w, s) * machine
                     benches += _paired_benches(
-                        name, mu_off, mu / mu_off, processes, values, between_cv, within_cv, rng
+                        name,
+                        mu_off,
+                        mu / mu_off,
+                        processes,
+                        values,
+                        between_cv,
+                        within_cv,
+                        rng,
+                        block_orders,
                     )
                 else:
                     runs = []

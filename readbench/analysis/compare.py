@@ -135,7 +135,9 @@ def compare_runs(
     _finish_changes(changes, alpha)
 
     # each run's own hook overhead, side by side: does a hook cost more on B?
-    analyses = [analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed) for r in runs]
+    analyses = [
+        analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed, variance=False) for r in runs
+    ]
     ov: dict[str, list[dict[str, Any] | None]] = {}
     for i, an in enumerate(analyses):
         for c in an["comparisons"]:

@@ -28,6 +28,7 @@ from statsmodels.stats.weightstats import ttost_ind
 
 from readbench.analysis import paired
 from readbench.analysis.headline import headlines
+from readbench.analysis.variance import decompose
 from readbench.errors import BadInput
 from readbench.store.load import OFF_SUFFIX, CellData, RunData, load_run
 
@@ -472,7 +473,10 @@ def analyze_loaded(
     *,
     n_boot: int = DEFAULT_BOOT,
     seed: int = 0,
+    variance: bool = True,
 ) -> dict[str, Any]:
+    """`variance`: fit each paired cell's mixed model (analysis.variance; about 0.4 s a
+    cell); compare, which only reads verdicts, turns it off."""
     if not 0 < alpha < 1:
         raise BadInput(f"alpha {alpha}: must be in (0, 1)")
     if not 0 < margin < 1:
@@ -500,6 +504,8 @@ def analyze_loaded(
         if cell.pairs:  # the paired design: hook off and on inside each process
             base_name = name + OFF_SUFFIX
             c = paired_claim(cell.pairs, margin)
+            if variance:
+                c["variance"] = decompose(cell.pairs, cell.orders, sd_null=c["sd_null"])
         else:  # runs made before the paired design: hooked vs baseline cell, unpaired
             base = baseline_of(cell, run.cells)
             if base is None:
@@ -568,6 +574,11 @@ def analyze_loaded(
         "equivalent": sum(c["equivalent"] for c in comps),
         "underpowered": sum(c["underpowered"] for c in comps),
         "headlines": headlines(comps, margin),
+        "heterogeneous": [
+            {"name": c["name"], "sentence": c["variance"]["sentence"]}
+            for c in comps
+            if (c.get("variance") or {}).get("heterogeneous")
+        ],
         "aa_false_positive_rate": aa_rate,
         "aa_uncorrected_rate": aa_unc,
         # exact 95 % interval; a lower bound above α means the procedure's size is broken

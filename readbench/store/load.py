@@ -46,6 +46,9 @@ class CellData:
     # paired cells: per process, (off values, on values) in block order (value j of one arm
     # and value j of the other were measured in the same block of the same process)
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    # paired cells: per process (as `pairs`), the arm order of each block ("01": off then on),
+    # from the runs' readbench_block_orders; empty when the run did not store them
+    orders: list[list[str]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -120,22 +123,33 @@ def load_run(run_dir: Path) -> RunData:
 
     data: dict[str, list[np.ndarray]] = {}
     procs: dict[str, list[str | None]] = {}  # the process each run came from (paired cells)
+    block_orders: dict[str, list[str]] = {}
     for bench in suite.get_benchmarks():
         runs = [r for r in bench.get_runs() if r.values]
         if runs:
             data[bench.get_name()] = [np.asarray(r.values, dtype=float) * NS_PER_S for r in runs]
-            procs[bench.get_name()] = [r.get_metadata().get("readbench_process") for r in runs]
+            mds = [r.get_metadata() for r in runs]
+            procs[bench.get_name()] = [md.get("readbench_process") for md in mds]
+            block_orders[bench.get_name()] = [
+                str(md.get("readbench_block_orders", "")) for md in mds
+            ]
     paired: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    paired_orders: dict[str, list[list[str]]] = {}
     for name in [n for n in data if n.endswith(OFF_SUFFIX)]:
         cell = name[: -len(OFF_SUFFIX)]
         if cell not in data:
             continue
         off = dict(zip(procs.pop(name), data.pop(name), strict=True))
-        paired[cell] = [
-            (off[p], on)
-            for p, on in zip(procs[cell], data[cell], strict=True)
+        keep = [
+            (p, on, o)
+            for p, on, o in zip(procs[cell], data[cell], block_orders[cell], strict=True)
             if p is not None and p in off and len(off[p]) == len(on)
         ]
+        paired[cell] = [(off[p], on) for p, on, _ in keep]
+        orders = [o.split() for _, _, o in keep]
+        # all or nothing: a model of positions needs every process's orders
+        if all(len(o) == len(on) for (_, on, _), o in zip(keep, orders, strict=True)):
+            paired_orders[cell] = orders
 
     cells: dict[str, CellData] = {}
     no_data: list[dict[str, Any]] = []
@@ -159,6 +173,7 @@ def load_run(run_dir: Path) -> RunData:
         if name in data:
             cell.runs = data[name]
             cell.pairs = paired.get(name, [])
+            cell.orders = paired_orders.get(name, []) if cell.pairs else []
             cells[name] = cell
         else:
             no_data.append(
