@@ -26,7 +26,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
-from readbench.analysis import paired
+from readbench.analysis import machine_state, paired
 from readbench.analysis.headline import headlines
 from readbench.analysis.variance import decompose
 from readbench.errors import BadInput
@@ -557,6 +557,8 @@ def analyze_loaded(
         aa_pooled = sum(pooled) / len(pooled) if pooled else None
 
     matrix = run.manifest.get("matrix", {}) or {}
+    state = run.manifest.get("system_state")
+    ncpu = ((run.manifest.get("probe") or {}).get("cpu") or {}).get("count")
     result = {
         "schema": SCHEMA,
         "run_id": run.manifest.get("run_id", run.run_dir.name),
@@ -597,7 +599,19 @@ def analyze_loaded(
         "no_baseline": no_baseline,
         "unlisted": run.unlisted,
         "matrix_alpha": matrix.get("alpha"),
+        "machine_state": {
+            "recorded": bool(state),
+            "summary": machine_state.summarize(state),
+            "settings": (state or {}).get("settings"),
+            "before": (state or {}).get("before"),
+            "warnings": machine_state.warnings(state, ncpu),
+        },
     }
+    result["warnings"] = [
+        *(["A/A: " + result["aa_warning"]] if result["aa_warning"] else []),
+        *(f"{h['name']}: {h['sentence']}" for h in result["heterogeneous"]),
+        *(f"machine state: {w}" for w in result["machine_state"]["warnings"]),
+    ]
     return json_clean(result)
 
 

@@ -47,6 +47,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
+        "--allow-concurrent",
+        action="store_true",
+        help="measure even while another readbench measurement runs here (recorded)",
+    )
+    p.add_argument(
         "--no-store",
         action="store_true",
         help="do not add these trials to the machine's calibration store",
@@ -86,9 +91,16 @@ def default_design(workload: str) -> tuple[int, int, float, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from readbench.measure import sysstate
+
+    with sysstate.RunLock("readbench calibrate", args.allow_concurrent) as lock:
+        return _run(args, lock)
+
+
+def _run(args: argparse.Namespace, lock: Any) -> int:
     from readbench.analysis import calibration as cal
-    from readbench.analysis import paired
-    from readbench.measure import calibrate, datafiles, machine
+    from readbench.analysis import machine_state, paired
+    from readbench.measure import calibrate, datafiles, machine, sysstate
     from readbench.measure.paired import sham_hook
     from readbench.model.matrix import check_workload, parse_size
     from readbench.render.terminal import console
@@ -125,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     probe = machine.probe(data_dir)
     toggle, toggle_why = sham_hook(probe.get("attach_types") or {}, bool(probe.get("root")))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    state: dict[str, Any] = {"before": sysstate.idle_sample(0.5),
+                             "settings": sysstate.cpu_settings(), "concurrent": lock.concurrent,
+                             "during": []}  # fmt: skip
     t0 = time.monotonic()
     n_trial = 0
 
@@ -132,9 +147,11 @@ def run(args: argparse.Namespace) -> int:
         nonlocal n_trial
         s = calibrate.trial_seed(seed, n_trial)
         n_trial += 1
+        c0 = sysstate.counters()
         pairs_ = calibrate.run_trial(workload=workload, size=size, data=str(path or ""),
                                      arm=arm, toggle=toggle, processes=procs, pairs=pairs,
                                      min_time=min_time, seed=s)  # fmt: skip
+        state["during"].append({"trial": n_trial, **sysstate.sample(c0, sysstate.counters())})
         return {"arm": arm, "seed": s, **cal.trial_claim(pairs_)}
 
     # A first A/A trial predicts the MDE the effects are set from; it is an A/A trial too.
@@ -194,10 +211,12 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.monotonic() - t0, 1),
         "pilot_mde_pct": math.expm1(pilot_mde) * 100 if pilot_mde else None,
         **res,
+        "system_state": {**state, "summary": machine_state.summarize(state)},
         "machine_key": store.key(ident),
         "store": store_path,
         "trial_results": trials,
     }
+    res["warnings"] += [f"machine state: {w}" for w in machine_state.warnings(state)]
     if args.json:
         emit_json(res)
     else:

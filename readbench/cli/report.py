@@ -61,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
             f"{'n/a (no --aa)' if fp is None else f'{fp:.1%}'}",
             file=sys.stderr,
         )
+        for w in analysis.get("warnings") or []:
+            print(f"warning: {w}", file=sys.stderr)
         print(path)
     return 0

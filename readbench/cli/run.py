@@ -57,6 +57,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sr.add_argument("--report", action="store_true", help="write the HTML report at the end")
     sr.add_argument("--report-out", default="reports")
     sr.add_argument("--no-progress", action="store_true")
+    sr.add_argument(
+        "--allow-concurrent",
+        action="store_true",
+        help="measure even while another readbench measurement runs here (recorded)",
+    )
     add_common_cell_args(sr)
     sr.set_defaults(func=run)
     return sr
@@ -97,7 +102,16 @@ def _summarize(run_dir: Path) -> tuple[dict[str, Any], Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from readbench.measure import datafiles, runner
+    from readbench.measure import sysstate
+
+    # one measurement at a time: refused (exit 2) before anything is written
+    with sysstate.RunLock(f"readbench run --out {args.out}", args.allow_concurrent) as lock:
+        return _run(args, lock)
+
+
+def _run(args: argparse.Namespace, lock: Any) -> int:
+    from readbench.analysis import machine_state
+    from readbench.measure import datafiles, runner, sysstate
     from readbench.model.matrix import load_matrix
 
     out = Path(args.out)
@@ -138,6 +152,12 @@ def run(args: argparse.Namespace) -> int:
             raise MissingCapability("no cell of the matrix can run here (see the reasons above)")
         runner.prepare_data(plan)
         run, manifest = runner.start(plan, out)
+    cpus = sysstate.parse_cpu_list(plan.affinity) if plan.affinity else None
+    state = manifest.setdefault("system_state", {})
+    state.update(before=sysstate.idle_sample(0.5), settings=sysstate.cpu_settings(cpus),
+                 concurrent=lock.concurrent)  # fmt: skip
+    for w in machine_state.warnings({k: v for k, v in state.items() if k != "during"}):
+        runner.console.print(f"[yellow]machine state[/yellow]: {w}")
     runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
     try:
         manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
@@ -178,5 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 "report": str(report_path) if report_path else None,
             }
         )
+    for w in machine_state.warnings(manifest.get("system_state")):
+        runner.console.print(f"[yellow]machine state[/yellow]: {w}")
     runner.console.print(f"results: {run.path}")
     return 1 if manifest.get("failed") else 0

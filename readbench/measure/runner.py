@@ -33,7 +33,7 @@ from rich.progress import (
 
 from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MeasurementError
-from readbench.measure import datafiles, machine
+from readbench.measure import datafiles, machine, sysstate
 from readbench.measure.paired import sham_hook
 from readbench.measure.worker import cell_argv
 from readbench.model import hookspec, schema
@@ -339,6 +339,7 @@ def execute(
             side.append(("perf", c))
     failed: dict[str, str] = {f["cell"]: f["reason"] for f in manifest.get("failed", [])}
     loops: dict[str, int | None] = {}
+    during: list[dict[str, Any]] = manifest.setdefault("system_state", {}).setdefault("during", [])
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -362,7 +363,11 @@ def execute(
                 # pyperf calibrates loops in a cell's first round; later rounds reuse them
                 if c.name not in loops:
                     loops[c.name] = run.loops_of(c.name)
+                before = sysstate.counters()
                 _measure_round(plan, run, child, c, r, loops[c.name], failed)
+                # what else ran while this cell was measured (its workers are children)
+                during.append({"cell": c.name, "round": r,
+                               **sysstate.sample(before, sysstate.counters())})  # fmt: skip
                 progress.advance(task)
             for kind, c in side:
                 if c.name in failed:

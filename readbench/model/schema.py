@@ -87,6 +87,9 @@ class Manifest(TypedDict, total=False):
     cells: list[ManifestCell]
     unavailable: list[dict[str, str]]
     failed: list[dict[str, str]]
+    # the machine around the measurement (measure.sysstate): {before, settings, during [...],
+    # concurrent}; analysis.machine_state judges it
+    system_state: dict[str, Any]
     aa_toggle: str  # what the A/A cells' second arm attaches ("none": nothing toggled)
     aa_toggle_why: str
     synthetic: str  # only in test fixtures: says the numbers are generated

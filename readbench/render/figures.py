@@ -114,8 +114,9 @@ def _facets(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure
 
 @_quiet
 def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | None:
-    """Overhead % vs buffer size per hook, 95 % two-level bootstrap CI bands, log-x;
-    filled markers = significant after Holm, hollow = not."""
+    """Overhead % vs buffer size per hook with each claim's 95 % interval, log-x; filled
+    markers = significant after Holm, hollow = not. The caption names the estimator of the
+    claims plotted (paired, or unpaired for runs before the paired design)."""
     rows = [c for c in comps if c.get("ratio") is not None]
     if not rows:
         return None
@@ -177,10 +178,29 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
             "Hook overhead vs buffer size",
             _encode(fig),
             "Line plot of overhead percent against buffer size per hook, with CI bands",
-            "Overhead = exp(Hodges-Lehmann shift of log per-process medians) − 1; band = 95 % "
-            "two-level bootstrap CI (log scale). Filled = significant after Holm; dashed = "
+            _overhead_caption(rows) + " Filled = significant after Holm; dashed = "
             f"equivalence margin ±{margin * 100:g} %.",
         )
+
+
+PAIRED_ESTIMATOR = (
+    "exp(Hodges-Lehmann pseudo-median of the per-process median log(on/off)) − 1, hook on "
+    "and off inside each worker process; band = its exact 95 % signed-rank interval"
+)
+UNPAIRED_ESTIMATOR = (
+    "exp(Hodges-Lehmann shift of log per-process medians, hooked vs baseline cell) − 1; "
+    "band = 95 % two-level bootstrap interval"
+)
+
+
+def _overhead_caption(rows: list[dict[str, Any]]) -> str:
+    designs = {r.get("design", "unpaired") for r in rows}
+    parts = []
+    if "paired" in designs:
+        parts.append(f"paired claims: {PAIRED_ESTIMATOR}")
+    if designs - {"paired"}:
+        parts.append(f"unpaired claims (a run before the paired design): {UNPAIRED_ESTIMATOR}")
+    return "Overhead = " + "; ".join(parts) + "."
 
 
 @_quiet
@@ -426,7 +446,7 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
                 alpha=alpha[i],
                 hatch=None if sig[i] else "//",
             )
-        ax.scatter(df["delta_ns"], y, color="black", zorder=3, s=14, label="total Δ (HL)")
+        ax.scatter(df["delta_ns"], y, color="black", zorder=3, s=14, label="total Δ (timing)")
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(y)
         ax.set_yticklabels(df["label"], fontsize=7)
@@ -446,7 +466,8 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
             "Stacked bars of BPF program time and mechanism time per hooked cell",
             "Program time = (Σ run_time_ns − floor × run_cnt) / ops from the BPF_ENABLE_STATS "
             "side pass (floor: same program, never-matching filter); mechanism "
-            "= Hodges-Lehmann Δ minus program time (attach trampoline, syscall slow path). "
+            "= the claim's Δ (ratio − 1 times the hook-off median, from the timing pass) minus "
+            "program time (attach trampoline, syscall slow path). "
             "Faded, hatched bars: Δ not significant after Holm, so the split is noise.",
         )
 
@@ -472,6 +493,7 @@ def _forest(df: pd.DataFrame, width: float, row: float, xlabel: str, title: str)
 
 @_quiet
 def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Figure | None:
+    """`rate`: the uncorrected A/A rate (the one that means something; Holm's is ~0)."""
     rows = [c for c in aa if c.get("ratio") is not None]
     if not rows:
         return None
@@ -482,16 +504,18 @@ def aa_forest(aa: list[dict[str, Any]], rate: float | None, alpha: float) -> Fig
             df,
             7,
             0.3,
-            "ratio A/A copy / baseline: exp(HL of logs), 95 % CI",
-            f"A/A: false-positive rate after Holm = {r} (α = {alpha:g}); red = flagged",
+            "ratio sham-toggled / off arm: exp(pseudo-median of per-process log ratios), "
+            "exact 95 % CI",
+            f"A/A: {r} flagged uncorrected at α = {alpha:g}; red = flagged after Holm",
         )
         return Figure(
             "fig-aa",
             "A/A false-positive check",
             _encode(fig),
             "Forest plot of A/A ratios with confidence intervals",
-            "The baseline measured twice as two interleaved configurations; any flagged cell is "
-            "a false positive.",
+            "Each baseline measured paired against itself: the second arm attaches and detaches "
+            "a sham BPF link on a point the read never reaches, exactly as a hook toggles. "
+            "Any flagged cell is a false positive (or a side effect of toggling).",
         )
 
 
@@ -502,7 +526,7 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
         return None
     with plt.rc_context(RC):
         df = pd.DataFrame(rows).reset_index(drop=True)
-        xlabel = "ratio B / A: exp(HL shift of log per-process medians), 95 % CI"
+        xlabel = "ratio B / A: exp(HL shift of log per-process medians), 95 % bootstrap CI"
         fig = _forest(df, 8, 0.28, xlabel, title)
         return Figure(
             fig_id,

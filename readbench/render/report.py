@@ -252,7 +252,7 @@ def build_context(
         "copyfrac": figures.copy_fraction(perf),
         "copysweep": figures.copy_strategies(copy_results),
         "progmech": figures.program_vs_mechanism(bpf),
-        "aa": figures.aa_forest(aa, analysis["aa_false_positive_rate"], alpha),
+        "aa": figures.aa_forest(aa, analysis.get("aa_uncorrected_rate"), alpha),
     }
     m = machine_info(manifest)
     counters_hw = [c["hardware"] for p in perf for c in p["counter_list"]]

@@ -54,3 +54,5 @@ def print_cells(res: dict[str, Any]) -> None:
             row += ["", "", "", "baseline"]
         t.add_row(*row)
     console.print(t)
+    for w in res.get("warnings") or []:
+        console.print(Text("warning: " + w), style="yellow")
