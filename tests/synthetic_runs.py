@@ -128,11 +128,13 @@ def write_run(
     alpha: float = schema.DEFAULT_ALPHA,
     margin: float = schema.DEFAULT_MARGIN,
     block_orders: bool = False,
+    boot: float = 1.0,
 ) -> Path:
     """Write a synthetic run directory and return it.
 
     `shift` multiplies the named cells' times (1.05 = a 5 % slowdown injected).
     `no_data_cells` lists extra manifest cells (name -> reason) with no values.
+    `boot` multiplies every read of the run, both arms (the between-boot variance).
     The noise of a cell depends on (seed, cell name) only, so two runs with the same
     seed differ exactly where `shift`/`erms` say they do, plus fresh noise when the
     seeds differ."""
@@ -152,7 +154,8 @@ def write_run(
                 rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
                 fixed, frac = costs.get(hook, (0.0, 0.0)) if hook != "none" else (0.0, 0.0)
                 # no-ERMS machine: large copies slower, small ones unchanged (made-up shape)
-                machine = 1.0 if erms or s < 1024 else 1.15
+                # `boot`: this run's own factor on every read (a reboot moves everything)
+                machine = (1.0 if erms or s < 1024 else 1.15) * boot
                 mu = (base_ns(w, s) * machine * (1 + frac) + fixed) * shift.get(name, 1.0)
                 if hook != "none" or is_aa:
                     # Paired, as readbench.measure.paired writes it: off and on arms of one

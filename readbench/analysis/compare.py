@@ -1,16 +1,23 @@
 """Compare runs: the same cells side by side across machines or configurations
 (e.g. a CPU with ERMS vs one without, a boot with clearcpuid=erms,fsrm, two kernels).
 
-Tested exactly like hook overhead inside a run (readbench.analysis.stats): per-process
-medians, two-sided Mann-Whitney U, Hodges-Lehmann Δ, ratio with a two-level
-bootstrap CI, Welch t on logs as a cross-check, Holm over every cross-run claim of
-this compare (one family, separate from each run's own claims).
-
-The first run is the reference (A); every other run is compared against it. Cells
-present in only one run are listed, never guessed or interpolated.
+Two designs:
+- one run per configuration (compare_runs): the first run is the reference (A), every
+  other run is compared against it with per-process medians as the unit: two-sided exact
+  Mann-Whitney U, the ratio as exp(Hodges-Lehmann shift of log per-process medians) with a
+  two-level bootstrap 95 % interval, Welch t on logs as a cross-check. Processes of one boot
+  are not replicates of a configuration: these p-values are within-boot, and the result
+  says so (`within_boot`, `unit_note`).
+- several runs per side (compare_sides): the run, one boot, is the unit (Welch t over
+  run-level log medians), so between-boot variance is in the test.
+Either way Δ ns is the ratio's estimate and interval times A's median, Holm runs over every
+cross-run claim of this compare (one family, separate from each run's own claims), and a
+hook's paired overhead change between runs is tested as well. Cells present in only one
+run are listed, never guessed or interpolated.
 
 Public API:
     compare_runs(run_dirs, alpha=0.01, margin=0.02) -> dict   (JSON-able)
+    compare_sides(a_dirs, b_dirs, alpha=0.01, margin=0.02) -> dict
     write_compare(result, out_dir) -> Path                     (index.html)
     rich_table(result) -> rich.table.Table
 """
@@ -149,6 +156,9 @@ def compare_runs(
             }
     result = {
         "schema": SCHEMA,
+        "unit": "worker process (within-boot)",
+        "within_boot": True,
+        "unit_note": WITHIN_BOOT_NOTE,
         "alpha": alpha,
         "margin": margin,
         "n_boot": n_boot,
@@ -284,7 +294,7 @@ def rich_table(result: dict[str, Any]) -> Table:
     t = Table(
         title=Text(
             f"readbench compare: {labels} (Holm over {result['n_claims']} cross-run claims, "
-            f"α = {result['alpha']:g})"
+            f"α = {result['alpha']:g}; unit: {result.get('unit', 'worker process')})"
         ),
         show_lines=False,
     )
@@ -295,9 +305,9 @@ def rich_table(result: dict[str, Any]) -> Table:
         ("n A/B", "right"),
         ("A median ns", "right"),
         ("B median ns", "right"),
-        ("Δ ns (HL)", "right"),
+        ("Δ ns", "right"),
         ("ratio B/A [95% CI]", "right"),
-        ("p MWU", "right"),
+        ("p" if not result.get("within_boot", True) else "p MWU (within-boot)", "right"),
         ("p Holm", "right"),
         ("verdict", "left"),
     ):
@@ -353,3 +363,202 @@ def rich_change_table(result: dict[str, Any]) -> Table | None:
             style="bold red" if c["significant"] else "",
         )
     return t
+
+
+# -- several runs per side: the run (one boot) is the unit ----------------------------------
+
+WITHIN_BOOT_NOTE = (
+    "one run per side: between-boot variance is not sampled. The p-values are within-boot: "
+    "they treat the worker processes of one boot as replicates of its configuration, so they "
+    "test this boot against that boot, and are anti-conservative for the configurations "
+    "(a reboot alone moves a read by more than processes within one boot vary). Give each "
+    "side several runs, each from its own boot: readbench compare A1 A2 A3 -- B1 B2 B3"
+)
+
+
+def _run_level(runs: list[RunData], name: str) -> np.ndarray:
+    """log of each run's median of per-process medians for one cell."""
+    return np.array([math.log(float(np.median([np.median(v) for v in r.cells[name].runs])))
+                     for r in runs])  # fmt: skip
+
+
+def _run_overheads(analyses: list[dict[str, Any]], name: str) -> np.ndarray | None:
+    vals = []
+    for an in analyses:
+        c = next((c for c in an["comparisons"] if c["name"] == name), None)
+        if c is None or c.get("design") != "paired" or c.get("ratio") is None:
+            return None
+        vals.append(math.log(c["ratio"]))
+    return np.array(vals)
+
+
+def _welch(la: np.ndarray, lb: np.ndarray, level: float) -> tuple[float, list[float], float]:
+    """Welch's t on run-level logs: (p, CI of the log shift at `level`, pooled SD)."""
+    from scipy import stats as sps
+
+    va, vb = float(np.var(la, ddof=1)), float(np.var(lb, ddof=1))
+    na, nb = len(la), len(lb)
+    d = float(np.mean(lb) - np.mean(la))
+    se = math.sqrt(va / na + vb / nb)
+    if se == 0:
+        return (1.0 if d == 0 else 0.0), [d, d], 0.0
+    df = (va / na + vb / nb) ** 2 / (
+        (va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1) if va + vb > 0 else 1
+    )
+    p = float(2 * sps.t.sf(abs(d) / se, df))
+    q = float(sps.t.ppf(1 - (1 - level) / 2, df))
+    return p, [d - q * se, d + q * se], math.sqrt((va + vb) / 2)
+
+
+def compare_sides(
+    a_dirs: Sequence[Path],
+    b_dirs: Sequence[Path],
+    alpha: float = 0.01,
+    margin: float = 0.02,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Side A (several runs, each its own boot) against side B. The unit is the run: each
+    run gives one number per cell (log of its median of per-process medians; for a hook's
+    overhead, log of its paired ratio), and the sides are compared with Welch's t on those
+    (an exact Mann-Whitney over runs, beside it, cannot reach α below 2/C(n_a+n_b, n_a):
+    0.1 at 3 runs a side). Holm over the cells; ratio intervals at 95 % and, beside the
+    decision, simultaneous at 1 − α/m. With one run per side it is compare_runs, labelled
+    within-boot."""
+    if not a_dirs or not b_dirs:
+        raise BadInput("compare A… -- B…: each side needs at least one run directory")
+    if len(a_dirs) == 1 and len(b_dirs) == 1:
+        return compare_runs([a_dirs[0], b_dirs[0]], alpha, margin, n_boot=n_boot, seed=seed)
+    if min(len(a_dirs), len(b_dirs)) < 2:
+        raise BadInput(
+            f"compare A… -- B…: side A has {len(a_dirs)} run(s) and side B {len(b_dirs)}: the "
+            "between-boot test needs at least 2 runs on each side (or exactly one per side "
+            "for the within-boot comparison)"
+        )
+    if not 0 < alpha < 1:
+        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
+    a_runs = [load_run(Path(d)) for d in a_dirs]
+    b_runs = [load_run(Path(d)) for d in b_dirs]
+    labels = _labels(a_runs + b_runs)
+    la_lab, lb_lab = labels[: len(a_runs)], labels[len(a_runs) :]
+    a_label = f"A ({len(a_runs)} runs)"
+    b_label = f"B ({len(b_runs)} runs)"
+
+    def names(rs: list[RunData]) -> set[str]:
+        return set.intersection(*({n for n, c in r.cells.items() if not c.aa_copy} for r in rs))
+
+    na_, nb_ = names(a_runs), names(b_runs)
+    common = [n for n in a_runs[0].cells if n in na_ & nb_]
+    rows: list[dict[str, Any]] = []
+    for name in common:
+        la, lb = _run_level(a_runs, name), _run_level(b_runs, name)
+        p, ci, sd = _welch(la, lb, 0.95)
+        cell = a_runs[0].cells[name]
+        med_a = math.exp(float(np.mean(la)))
+        ratio = math.exp(float(np.mean(lb) - np.mean(la)))
+        rows.append(
+            {
+                "name": name, "pair": 1, "a": a_label, "b": b_label,
+                "workload": cell.workload, "size": cell.size, "buf_offset": cell.buf_offset,
+                "hook": cell.hook, "design": "between-boot",
+                "test": "Welch t over run-level log medians (the run is the unit)",
+                "n_a": len(la), "n_b": len(lb),
+                "median_a_ns": med_a, "median_b_ns": math.exp(float(np.mean(lb))),
+                "ratio": ratio, "ratio_ci95": [math.exp(x) for x in ci],
+                "delta_ns": (ratio - 1) * med_a,
+                "overhead_pct": (ratio - 1) * 100,
+                "overhead_ci95_pct": [math.expm1(x) * 100 for x in ci],
+                "p": p, "p_mwu": paired.shift_p(la, lb), "p_welch_log": p,
+                "effect_size": None, "p_tost": None, "min_p": 0.0, "sd_log": sd,
+                "_la": la, "_lb": lb, "note": "",
+            }
+        )  # fmt: skip
+    apply_family(rows, alpha, margin, m_label="cross-run claims", kind="runs")
+    level = 1 - alpha / max(len(rows), 1)
+    for r in rows:
+        _, ci, _ = _welch(r.pop("_la"), r.pop("_lb"), level)
+        r["ci_simultaneous_level"] = level
+        r["ratio_ci_simultaneous"] = [math.exp(x) for x in ci]
+        r["delta_ci95"] = [(x - 1) * r["median_a_ns"] for x in r["ratio_ci95"]]
+    analyses = [
+        analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed, variance=False)
+        for r in a_runs + b_runs
+    ]
+    changes = []
+    for name in common:
+        if a_runs[0].cells[name].hook == "none":
+            continue
+        oa = _run_overheads(analyses[: len(a_runs)], name)
+        ob = _run_overheads(analyses[len(a_runs) :], name)
+        if oa is None or ob is None:
+            continue
+        changes.append({"name": name, "pair": 1, "a": a_label, "b": b_label,
+                        "n_a": len(oa), "n_b": len(ob),
+                        "overhead_a_pct": math.expm1(float(np.mean(oa))) * 100,
+                        "overhead_b_pct": math.expm1(float(np.mean(ob))) * 100,
+                        "change_ratio": math.exp(float(np.mean(ob) - np.mean(oa))),
+                        "p": _welch(oa, ob, 0.95)[0], "_la": oa, "_lb": ob})  # fmt: skip
+    m = len(changes)
+    p_holm = holm([c["p"] for c in changes], alpha) if changes else []
+    for c, ph in zip(changes, p_holm, strict=True):
+        lvl = 1 - alpha / max(m, 1)
+        _, ci, _ = _welch(c.pop("_la"), c.pop("_lb"), lvl)
+        c.update(change_ci=[math.exp(x) for x in ci], change_ci_level=lvl, p_holm=float(ph),
+                 significant=bool(ph < alpha), family_size=m)  # fmt: skip
+    ov: dict[str, list[dict[str, Any] | None]] = {}
+    for i, an in enumerate(analyses):
+        for c in an["comparisons"]:
+            ov.setdefault(c["name"], [None] * len(analyses))[i] = {
+                "overhead_pct": c["overhead_pct"],
+                "overhead_ci95_pct": c["overhead_ci95_pct"],
+                "delta_ns": c["delta_ns"],
+                "verdict": c["verdict"],
+            }
+    all_runs = a_runs + b_runs
+    result = {
+        "schema": SCHEMA,
+        "unit": "run (one boot per run)",
+        "within_boot": False,
+        "unit_note": (
+            f"{len(a_runs)} runs against {len(b_runs)}: each run is one boot, and the tests "
+            "compare runs, so the p-values include between-boot variance"
+        ),
+        "alpha": alpha,
+        "margin": margin,
+        "n_boot": n_boot,
+        "sides": {"a": la_lab, "b": lb_lab},
+        "runs": [
+            {
+                "label": labels[i],
+                "side": "A" if i < len(a_runs) else "B",
+                "run_id": r.manifest.get("run_id"),
+                "run_dir": str(r.run_dir),
+                "synthetic": r.manifest.get("synthetic"),
+                "machine": _machine_brief(r),
+                "n_cells": len(r.cells),
+                "significant_hook_claims": analyses[i]["significant"],
+                "aa_false_positive_rate": analyses[i]["aa_false_positive_rate"],
+            }
+            for i, r in enumerate(all_runs)
+        ],
+        "pairs": [
+            {
+                "a": a_label,
+                "b": b_label,
+                "index": 1,
+                "common": len(common),
+                "only_in_a": sorted(na_ - nb_),
+                "only_in_b": sorted(nb_ - na_),
+                "same_matrix": na_ == nb_,
+                "notes": [],
+            }
+        ],
+        "rows": rows,
+        "n_claims": sum(r["p"] is not None for r in rows),
+        "significant": sum(r["significant"] for r in rows),
+        "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
+        "overhead_change": changes,
+        "overhead_change_skipped": [],
+    }
+    return json_clean(result)

@@ -1,8 +1,12 @@
 """Statistics over one run's results directory (design §6, anchors §5).
 
 The worker process is the unit of replication: values inside one pyperf run are
-correlated, so every test works on per-process medians, and every CI comes from a
-two-level bootstrap (resample processes, then values inside each chosen process).
+correlated, so every test works on per-process statistics. Paired hook claims (the design
+since the paired worker) use exact one-sample statistics (analysis/paired.py): the signed-rank
+test, the pseudo-median and its exact interval, with Δ ns derived from the ratio. Cell
+summaries and unpaired claims (runs before the paired design, cross-run compare) take their
+95 % intervals from a two-level bootstrap (resample processes, then values inside each
+chosen process).
 
 Public API:
     analyze_run(run_dir, alpha=0.01, margin=0.02) -> dict   (JSON-able)
@@ -213,7 +217,10 @@ def compare_groups(
         "n_b": nb,
         "median_a_ns": med_a,
         "median_b_ns": med_b,
-        "delta_ns": hodges_lehmann(a, b),
+        # one estimand: Δ is the ratio (and its interval) times A's median
+        "delta_ns": (ratio - 1) * med_a,
+        "delta_ci95": [float((x - 1) * med_a) for x in np.exp(_ci(log_ratio_reps))],
+        "delta_hl_ns": hodges_lehmann(a, b),  # the ns-scale shift, a cross-check
         "delta_median_ns": med_b - med_a,
         "ratio": ratio,
         "ratio_ci95": [float(x) for x in np.exp(_ci(log_ratio_reps))],

@@ -1,4 +1,11 @@
-"""`readbench compare RUN_A RUN_B … [--out reports/] [--json]`: same cells across runs."""
+"""`readbench compare RUN_A RUN_B … [--out reports/] [--json]`: same cells across runs, one
+run per configuration (within-boot p-values, labelled so); or
+`readbench compare A1 A2 … -- B1 B2 …` (the same as `A1 A2 … --vs B1 B2 …`): several runs,
+each its own boot, per side, with the run as the unit.
+
+`--vs` is the spelling argparse parses: it strips a bare `--` before positionals are split
+(so `--` could not separate two groups by itself); the command line rewrites the first `--`
+after `compare` to `--vs` (readbench.cli.main), so both forms work."""
 
 from __future__ import annotations
 
@@ -16,7 +23,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="compare the same cells across runs (machines, CPU flags, kernels)",
         description="The first run is the reference A; every other run is tested against it.",
     )
-    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run directories (≥ 2)")
+    p.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="run directories: ≥ 2, the first the reference; with --vs (or --), side A",
+    )
+    p.add_argument(
+        "--vs",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        default=None,
+        help="side B's runs (each its own boot): the run becomes the unit",
+    )
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root")
     p.add_argument("--alpha", type=fraction("--alpha"), default=0.01)
     p.add_argument("--margin", type=fraction("--margin"), default=0.02)
@@ -30,20 +51,25 @@ def run(args: argparse.Namespace) -> int:
 
     from readbench.analysis.compare import (
         compare_runs,
+        compare_sides,
         rich_change_table,
         rich_table,
         write_compare,
     )
 
-    if len(args.runs) < 2:
+    if args.vs is not None:
+        result = compare_sides(args.runs, args.vs, alpha=args.alpha, margin=args.margin)
+    elif len(args.runs) < 2:
         raise BadInput(f"compare: needs at least two runs (got {len(args.runs)})")
-    result = compare_runs(args.runs, alpha=args.alpha, margin=args.margin)
+    else:
+        result = compare_runs(args.runs, alpha=args.alpha, margin=args.margin)
     path = write_compare(result, args.out)
     # with --json the table goes to stderr so stdout stays one JSON object
     con = Console(stderr=bool(args.json))
     if not con.is_terminal:
         con.width = max(con.width, 180)  # a log file should not get a crushed table
     con.print(rich_table(result))
+    con.print(f"unit of replication: {result['unit']}: {result['unit_note']}", markup=False)
     change = rich_change_table(result)
     if change is not None:
         con.print(change)

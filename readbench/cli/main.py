@@ -26,9 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _compare_sides(argv: list[str]) -> list[str]:
+    """`compare A1 A2 -- B1 B2` -> `compare A1 A2 --vs B1 B2` (argparse drops a bare `--`)."""
+    if argv and argv[0] == "compare" and "--" in argv:
+        argv = list(argv)
+        argv[argv.index("--")] = "--vs"
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_compare_sides(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except BadInput as e:
