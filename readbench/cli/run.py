@@ -198,7 +198,8 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
                 "report": str(report_path) if report_path else None,
             }
         )
-    for w in machine_state.warnings(manifest.get("system_state")):
-        runner.console.print(f"[yellow]machine state[/yellow]: {w}")
+    if args.json:  # the terminal table (print_cells) already printed every warning
+        for w in res.get("warnings") or []:
+            runner.console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
     runner.console.print(f"results: {run.path}")
     return 1 if manifest.get("failed") else 0

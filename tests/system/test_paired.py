@@ -224,6 +224,11 @@ def test_aa_cell_toggles_the_sham(rawtp: None, data_dir: Path, tmp_path: Path) -
     suite = pyperf.BenchmarkSuite.load(str(run_dir / "suite.json"))
     runs = suite.get_benchmark("cached/64/none#aa").get_runs()
     assert {r.get_metadata()["readbench_toggle"] for r in runs} == {"point:rawtp:task_rename"}
+    # the machine's state is recorded around every measured (cell, round)
+    state = manifest["system_state"]
+    assert len(state["during"]) == len(manifest["cells"]) and state["settings"]["cpus"]
+    assert all(s["other_cpus"] >= 0 and s["seconds"] > 0 for s in state["during"])
+    assert state["before"]["seconds"] > 0 and state["concurrent"] is None
 
 
 def test_calibrate_refuses_bad_input() -> None:
