@@ -71,6 +71,14 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                     "ci95": o.get("delta_ci95"), **({"error": o["error"]} if "error" in o else {}),
                 }  # fmt: skip
     res["recommendations"] = recommend(res["points"])
+    from readbench.kernel import cpu
+    from readbench.measure import machine
+
+    res["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
+    if res["virtualization"]["emulated"]:
+        import sys
+
+        print(f"readbench: note: {machine.EMULATED_NOTE}", file=sys.stderr)
     return res
 
 
