@@ -47,7 +47,7 @@ from readbench.analysis.stats import (
 )
 from readbench.errors import BadInput
 from readbench.render import figures
-from readbench.render.report import machine_info, matrix_blocks, render
+from readbench.render.report import machine_info, matrix_blocks, perf_side_files, render
 from readbench.store.load import CellData, RunData, load_run
 from readbench.store.rundir import atomic_write_text
 
@@ -83,6 +83,15 @@ def compare_runs(
         raise BadInput(f"alpha {alpha}: must be in (0, 1)")
     runs = [load_run(Path(d)) for d in run_dirs]
     labels = _labels(runs)
+    emulated = [machine_info(r.manifest)["emulated"] for r in runs]
+    if any(emulated) and not all(emulated):
+        tcg = [lab for lab, e in zip(labels, emulated, strict=True) if e]
+        hw = [lab for lab, e in zip(labels, emulated, strict=True) if not e]
+        raise BadInput(
+            f"compare: {', '.join(tcg)} ran on an emulated CPU (QEMU TCG: emulated times) and "
+            f"{', '.join(hw)} on hardware: their times cannot be set against each other; "
+            "compare emulated runs with each other, or hardware runs with each other"
+        )
     ref = runs[0]
     # claims of all pairs go into one Holm family; rows keep a pointer to their pair
     rows: list[dict[str, Any]] = []
@@ -175,6 +184,7 @@ def compare_runs(
             }
             for i, r in enumerate(runs)
         ],
+        "emulated": all(emulated),
         "pairs": pairs,
         "rows": rows,
         "n_claims": sum(r["p"] is not None for r in rows),
@@ -257,6 +267,19 @@ def _machine_brief(run: RunData) -> dict[str, Any]:
         "copy_routine": m["routine"],
         "flags": {f: on for f, on in m["key_flags"]},
         "vm": m["vm"],
+        "emulated": m["emulated"],
+        "accel": m["accel"],
+        "cpu_model_asked": m["guest_cpu"],
+        # the share of each baseline cell's read() samples in the copy (its perf pass)
+        "copy_share": [
+            {
+                "cell": c["cell"],
+                "copy_fraction": c.get("copy_fraction"),
+                "copy_symbol": c.get("copy_symbol"),
+                "method": c.get("method"),
+            }
+            for c in perf_side_files(run.run_dir)
+        ],
     }
 
 
@@ -441,6 +464,14 @@ def compare_sides(
     a_runs = [load_run(Path(d)) for d in a_dirs]
     b_runs = [load_run(Path(d)) for d in b_dirs]
     labels = _labels(a_runs + b_runs)
+    emulated = [machine_info(r.manifest)["emulated"] for r in a_runs + b_runs]
+    if any(emulated) and not all(emulated):
+        raise BadInput(
+            "compare A… -- B…: "
+            + ", ".join(lab for lab, e in zip(labels, emulated, strict=True) if e)
+            + " ran on an emulated CPU (QEMU TCG: emulated times) and the others on hardware: "
+            "their times cannot be set against each other"
+        )
     la_lab, lb_lab = labels[: len(a_runs)], labels[len(a_runs) :]
     a_label = f"A ({len(a_runs)} runs)"
     b_label = f"B ({len(b_runs)} runs)"
@@ -528,6 +559,7 @@ def compare_sides(
         "margin": margin,
         "n_boot": n_boot,
         "sides": {"a": la_lab, "b": lb_lab},
+        "emulated": all(emulated),
         "runs": [
             {
                 "label": labels[i],

@@ -10,9 +10,9 @@ ext4), which the atlas discovers in tracefs and keeps where they fire.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from readbench.model.hookspec import FUNC_TARGETS, PIPE_READ_NAMES, PRE64_ROUTINES
+from readbench.model.hookspec import FUNC_TARGETS, PRE64_ROUTINES
 from readbench.model.workloads import SYSCALL_OF
 
 READ_SIDE_GROUPS = ("filemap", "readahead", "iomap", "block", "ext4")
@@ -26,6 +26,16 @@ class Point:
     fs_independent: bool
     group: str = ""  # tracepoint group in tracefs (syscalls, raw_syscalls, filemap, ...)
     note: str = ""
+    # The point that calls this function on this path (in the kernel source): a function
+    # that never fires is explained from its caller's count and, where the kernel text is
+    # readable, from whether the caller's code holds a call to it at all.
+    caller: str = ""
+    # When the source calls it only under a runtime condition, that condition (a point that
+    # attaches but never fires is checked against it).
+    only_when: str = ""
+    # The row whose count stands for the caller's, when the caller is no row of its own
+    # (the syscall function: its tracepoint counts it).
+    caller_counted_by: str = ""
 
     @property
     def key(self) -> str:
@@ -44,68 +54,173 @@ def syscall_points(workload: str) -> list[Point]:
     ]  # fmt: skip
 
 
-def function_points(workload: str, fs_read_iter: str, copy_routine: str | None) -> list[Point]:
-    """The path's kernel functions. `fs_read_iter`: the data file's filesystem read_iter
-    (e.g. ext4_file_read_iter); `copy_routine`: the routine's symbol, or None when the copy
-    is an inlined `rep movsb` (then no symbol exists to hook)."""
+def function_points(
+    workload: str, read_fn: str, copy_routine: str | None, read_note: str = ""
+) -> list[Point]:
+    """The path's kernel functions. `read_fn`: the function the data file's (or pipe's)
+    f_op->read_iter points at (readbench.bpf.fileops reads it from the open file);
+    `copy_routine`: the routine's symbol, or None when the copy is an inlined `rep movsb`
+    (then no symbol exists to hook)."""
     sc = SYSCALL_OF[workload]
+    ksys = "ksys_pread64" if sc == "pread64" else "ksys_read"
     vfs = [
-        Point("ksys_pread64" if sc == "pread64" else "ksys_read", "function",
-              "fd lookup and VFS", True, note="fd -> struct file (fdget) and the position"),
-        Point("vfs_read", "function", "fd lookup and VFS", True),
-        Point("rw_verify_area", "function", "fd lookup and VFS", True),
+        Point(ksys, "function", "fd lookup and VFS", True,
+              note="fd -> struct file (fdget) and the position", caller=f"__x64_sys_{sc}",
+              caller_counted_by="sys_enter"),
+        Point("vfs_read", "function", "fd lookup and VFS", True, caller=ksys),
+        Point("rw_verify_area", "function", "fd lookup and VFS", True, caller="vfs_read"),
         Point("security_file_permission", "function", "fd lookup and VFS", True,
-              note="the LSM hook point; BPF LSM attaches as lsm/file_permission"),
+              note="the LSM hook point; BPF LSM attaches as lsm/file_permission",
+              caller="rw_verify_area"),
     ]  # fmt: skip
     notify = [
         Point("fsnotify_access", "function", "fd lookup and VFS", True,
-              note="an inline wrapper of __fsnotify_parent in most builds"),
-        Point("__fsnotify_parent", "function", "fd lookup and VFS", True),
-        Point("touch_atime", "function", "fd lookup and VFS", True),
+              note="an inline wrapper of __fsnotify_parent in most builds", caller="vfs_read"),
+        Point("__fsnotify_parent", "function", "fd lookup and VFS", True, caller="vfs_read",
+              only_when="the file, its parent directory or its mount has an fsnotify watch "
+              "(inotify, fanotify): fsnotify_access() returns early otherwise"),
     ]  # fmt: skip
+    atime = Point(
+        "touch_atime", "function", "fd lookup and VFS", True,
+        caller="filemap_read" if workload != "pipe" else read_fn,
+        only_when="the open is not O_NOATIME, the inode not NOATIME and the file not an "
+        "anonymous pipe (6.15+): file_accessed() skips it then; relatime mounts still call it",
+    )  # fmt: skip
     copy = [
-        Point("copy_page_to_iter", "function", "copy to user", True),
-        Point("_copy_to_iter", "function", "copy to user", True),
-    ]
+        Point("copy_page_to_iter", "function", "copy to user", True,
+              caller=read_fn if workload == "pipe" else "filemap_read"),
+        Point("_copy_to_iter", "function", "copy to user", True, caller="copy_page_to_iter"),
+    ]  # fmt: skip
     routine = [
         Point(copy_routine or "rep movsb (inlined)", "function", "copy to user", True,
               note="assembly: no BTF, kprobe only; length in rcx" if copy_routine else
-              "FSRM: copy_user_generic() inlines rep movsb into _copy_to_iter: no symbol"),
+              "FSRM: copy_user_generic() inlines rep movsb into _copy_to_iter: no symbol",
+              caller="_copy_to_iter"),
     ]  # fmt: skip
+    read = Point(read_fn, "function", "pipe" if workload == "pipe" else "filesystem read_iter",
+                 workload == "pipe", note=read_note, caller="vfs_read")  # fmt: skip
     if workload == "pipe":
-        pipe = [Point(n, "function", "pipe", False, note="pipe_read was renamed in 6.15")
-                for n in PIPE_READ_NAMES]  # fmt: skip
-        return vfs + notify + pipe + copy + routine
-    fs = [Point(fs_read_iter, "function", "filesystem read_iter", False)]
+        return [*vfs, *notify, read, atime, *copy, *routine]
     if workload == "direct":
-        return vfs + fs + [
-            Point("iomap_dio_rw", "function", "block and device wait", False,
-                  note="O_DIRECT through iomap (ext4, xfs): DMA into the user pages, no copy"),
-        ]  # fmt: skip
+        return [*vfs, read,
+                Point("iomap_dio_rw", "function", "block and device wait", False,
+                      note="O_DIRECT through iomap (ext4, xfs): DMA into the user pages, no copy",
+                      caller=read_fn)]  # fmt: skip
     cache = [
-        Point("filemap_read", "function", "page-cache lookup", True),
-        Point("filemap_get_pages", "function", "page-cache lookup", True),
+        Point("filemap_read", "function", "page-cache lookup", True, caller=read_fn),
+        Point("filemap_get_pages", "function", "page-cache lookup", True, caller="filemap_read"),
     ]
-    return vfs + notify + fs + cache + copy + routine
+    return [*vfs, *notify, read, *cache, atime, *copy, *routine]
+
+
+class CallCheck(Protocol):
+    """Whether `caller`'s machine code calls `callee` (None: the text is unreadable), with
+    where the text came from (`source`) or why it could not be read (`reason`)."""
+
+    source: str
+    reason: str
+
+    def __call__(self, caller: str, callee: str) -> bool | None: ...
+
+
+def explain_silent(rows: list[dict[str, Any]], points: list[Point], calls: CallCheck) -> None:
+    """Every point that attaches but fired 0 times says why, from evidence: its caller's
+    count, and (where the kernel text is readable) whether the caller's code calls it at
+    all. Mutates the rows' `fires_note` and marks them `silent` (never recommended)."""
+    by_target = {r["target"]: r for r in rows}
+    callers = {p.target: p for p in points}
+    for r in rows:
+        if r.get("fires_per_read") != 0:
+            continue
+        p = callers.get(r["target"])
+        r["silent"] = True
+        evidence = [r["fires_note"]]
+        if p is None or not p.caller:
+            evidence.append("this workload's reads never reach it on this kernel")
+        else:
+            up = by_target.get(p.caller) or by_target.get(p.caller_counted_by)
+            up_fires = up.get("fires_per_read") if up else None
+            if up_fires is None:
+                evidence.append(f"its caller {p.caller} could not be counted here")
+            elif up_fires == 0:
+                evidence.append(
+                    f"its caller {p.caller} fires 0 per read too: the path does not reach "
+                    "this far (see the caller's row)"
+                )
+            else:
+                evidence.append(f"its caller {p.caller} fires {up_fires:.2f} per read")
+                call = calls(p.caller, r["target"])
+                if call is None:
+                    evidence.append(
+                        f"whether {p.caller}'s code calls it could not be checked "
+                        f"({calls.reason or 'its code was not readable'})"
+                    )
+                elif call:
+                    evidence.append(
+                        f"{p.caller}'s code ({calls.source}) calls it directly, yet the call did "
+                        "not run on these reads: a runtime condition skips it"
+                        + (f" (the source calls it only when {p.only_when})" if p.only_when else "")
+                    )
+                else:
+                    evidence.append(
+                        f"{p.caller}'s code ({calls.source}) holds no direct call to it: it is "
+                        f"inlined into {p.caller} or reached another way on this kernel (the "
+                        "out-of-line copy in kallsyms serves other callers)"
+                    )
+        if p is not None and p.only_when and "runtime condition" not in evidence[-1]:
+            evidence.append(f"the source calls it only when {p.only_when}")
+        r["fires_note"] = "; ".join(evidence)
 
 
 def is_copy_routine(name: str) -> bool:
     return name == "rep_movs_alternative" or name in PRE64_ROUTINES
 
 
+# Attach types in the order a point is counted and measured by (its primary type first):
+# the cheapest mechanism that sees the point's arguments.
+ORDER = {
+    "tracepoint": ("rawtp", "tpbtf", "tp"),
+    "function": ("fentry", "kprobe", "fexit", "kretprobe", "lsm", "fmod_ret"),
+}
+# What each need can be served with: only an LSM program or fmod_ret can change a read's
+# outcome; any tracing type can observe or read the data.
+CAN = {
+    "observe": None,  # every type
+    "data": None,
+    "control": ("lsm", "fmod_ret"),
+}
+
+
+def available(row: dict[str, Any], need: str | None = None) -> list[str]:
+    """The attach types the kernel permits at `row`, primary first; only those that can
+    serve `need` when one is given."""
+    ok = [a for a in ORDER[row["kind"]] if (row["attach"].get(a) or {}).get("available")]
+    allowed = CAN.get(need or "observe")
+    return [a for a in ok if allowed is None or a in allowed]
+
+
 def hooks_for(row: dict[str, Any]) -> dict[str, str | None]:
-    """body -> hook name for the paired worker (None: no such program at this point)."""
+    """body -> hook name for the paired worker (None: no such program at this point), for the
+    row's primary attach type."""
     t, g = row["target"], row.get("group")
-    avail = [a for a, v in row["attach"].items() if v.get("available")]
+    avail = [a for a in available(row) if a not in CAN["control"]]
     if not avail:
         return {}
+    a = avail[0]
     if g == "raw_syscalls":
-        a = "rawtp" if "rawtp" in avail else "tpbtf"
         return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
     if g == "syscalls":
         return {"empty": f"tp:syscalls/{t}:empty", "inspect": f"tp:syscalls/{t}:inspect"}
     if row["kind"] == "function" and t in FUNC_TARGETS:
-        a = next(x for x in ("fentry", "fexit", "kprobe", "kretprobe") if x in avail)
         return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
-    a = avail[0]
     return {"empty": f"point:{a}:{g or ''}/{t}", "inspect": None}
+
+
+def control_hooks(row: dict[str, Any]) -> dict[str, str]:
+    """attach type -> the counting program's hook there, for the types that can change a
+    read's outcome (their cost is what the control need ranks by)."""
+    out = {}
+    for a in available(row, "control"):
+        target = "file_permission" if a == "lsm" else row["target"]
+        out[a] = f"point:{a}:/{target}"
+    return out

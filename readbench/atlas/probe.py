@@ -30,6 +30,7 @@ PROGRAM = {
     "kprobe": "atlas_kprobe",
     "kretprobe": "atlas_kretprobe",
     "lsm": "atlas_lsm",
+    "fmod_ret": "atlas_fmodret",
 }
 TRACEPOINT_TYPES = ("rawtp", "tpbtf", "tp")
 FUNCTION_TYPES = ("fentry", "fexit", "kprobe", "kretprobe")
@@ -57,7 +58,7 @@ class PointHook:
             for p in self._obj.programs():
                 p.set_autoload(p.name == prog_name)
             self.prog = self._obj.program(prog_name)
-            if attach in ("fentry", "fexit", "tpbtf"):
+            if attach in ("fentry", "fexit", "tpbtf", "fmod_ret"):
                 self.prog.set_attach_target(target)
             # raw sys_enter/sys_exit fire for every syscall: count only `only_syscall` there
             side = {"sys_enter": 1, "sys_exit": 2}.get(target, 0) if only_syscall is not None else 0
@@ -89,7 +90,7 @@ class PointHook:
             link = self.prog.attach_tracepoint(self.group, self.target)
         elif self.attach in ("kprobe", "kretprobe"):
             link = self.prog.attach_kprobe(self.target, retprobe=self.attach == "kretprobe")
-        else:  # fentry, fexit, tpbtf, lsm: the target was fixed at load
+        else:  # fentry, fexit, fmod_ret, tpbtf, lsm: the target was fixed at load
             link = self.prog.attach_trace(f"attach {self.attach} {self.target}")
         self._links.append(link)
 
@@ -125,7 +126,7 @@ def trial(attach: str, target: str, group: str = "") -> dict[str, Any]:
         with PointHook(attach, target, group, tgid=NO_TGID):
             return {"available": True, "reason": f"loaded and attached {attach} on {target}"}
     except lb.LibbpfError as e:
-        return {"available": False, "reason": refusal(attach, e)}
+        return {"available": False, "reason": refusal(attach, e, target)}
 
 
 def fires_per_read(

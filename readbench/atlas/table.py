@@ -13,12 +13,16 @@ from typing import Any
 
 from readbench.atlas import probe
 from readbench.atlas.points import (
+    CAN,
     READ_SIDE_GROUPS,
     Point,
+    available,
+    explain_silent,
     function_points,
     is_copy_routine,
     syscall_points,
 )
+from readbench.errors import MissingCapability
 from readbench.kernel import btf, copyroutine, ksyms
 from readbench.kernel.tracefs import ensure_tracefs, events_dir
 from readbench.measure.readloop import ReadLoop
@@ -67,15 +71,22 @@ def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None) -> dict[str
     attach: dict[str, Any] = {}
     if not exists:
         attach = {t: {"available": False, "reason": presence} for t in probe.FUNCTION_TYPES}
+        if p.target == "security_file_permission":
+            attach["lsm"] = probe.trial("lsm", "file_permission")
     else:
         for t in probe.FUNCTION_TYPES:
             if t in ("fentry", "fexit") and args is None:
-                attach[t] = {"available": False, "reason": "no BTF prototype: a trampoline "
-                             "needs one (assembly routines have none)"}  # fmt: skip
+                why = "no BTF prototype for it in this kernel's BTF: a trampoline needs one"
+                attach[t] = {"available": False, "reason": why}
             else:
                 attach[t] = probe.trial(t, p.target)
-    if p.target == "security_file_permission":
+    if p.target.startswith("security_") and exists:
+        # The two attach types that can change a read's outcome: an LSM program on the hook,
+        # and fmod_ret on the security_* function (the kernel allows it on security_*).
         attach["lsm"] = probe.trial("lsm", "file_permission")
+        attach["fmod_ret"] = (
+            probe.trial("fmod_ret", p.target) if args is not None else
+            {"available": False, "reason": "no BTF prototype: a trampoline needs one"})  # fmt: skip
     return {"presence": presence, "args": args, "attach": attach}
 
 
@@ -106,58 +117,157 @@ def read_side_tracepoints() -> list[Point]:
     return out
 
 
-def atlas(workload: str, size: int, data_file: Path | None, fs_type: str) -> dict[str, Any]:
-    if os.geteuid() != 0:
-        from readbench.errors import MissingCapability
+def _firing(points: list[Point], loop: ReadLoop, reads: int) -> list[Point]:
+    """The tracepoints among `points` that fire during `reads` operations of `loop`."""
+    from readbench.kernel.perf_event_open import TracepointCounters
 
+    ev = events_dir()
+    ids = {}
+    for p in points:
+        try:
+            ids[p.key] = int((ev / p.group / p.target / "id").read_text()) if ev else -1
+        except (OSError, ValueError):
+            continue
+    loop.run(min(reads, 100))
+    with TracepointCounters(ids) as tc:
+        if tc.leader < 0:  # perf refuses tracepoint events here: count each with BPF
+            return [p for p in points if _bpf_fires(p, loop, reads)]
+        loop.run(reads, ctl_fds=[tc.leader])
+        counts = tc.read()
+    return [p for p in points if counts.get(p.key, 0) > 0 or p.key in tc.refused]
+
+
+def _bpf_fires(p: Point, loop: ReadLoop, reads: int) -> bool:
+    try:
+        return probe.fires_per_read("rawtp", p.target, p.group, loop, reads)["count"] > 0
+    except Exception:
+        return False
+
+
+def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
+    """(function, note): the data file's (or a pipe's) f_op->read_iter, read from the open
+    file by BPF (readbench.bpf.fileops); a placeholder name and the reason when it cannot be
+    read, so the row says so instead of guessing."""
+    from readbench.bpf.fileops import file_operations
+
+    try:
+        ops = file_operations(None if workload == "pipe" else data_file)
+    except (MissingCapability, OSError) as e:
+        return "f_op->read_iter (unknown)", f"not read from the file: {e}"
+    fn = ops.get("read_iter") or ops.get("read")
+    if not fn:
+        return "f_op->read_iter (none)", f"{ops['fs_type']}: the file has no read function"
+    via = "read_iter" if ops.get("read_iter") else "read"
+    return fn, f"this file's f_op->{via} ({ops['fs_type']}), read from the open file by BPF"
+
+
+def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -> dict[str, Any]:
+    if os.geteuid() != 0:
         raise MissingCapability("readbench atlas tries and counts BPF attachments: run as root")
     b = btf.running()
     syms = ksyms.function_names()
     routine = copyroutine.probe()
     copy_sym = None if routine.get("inline") else routine.get("symbol")
-    fs_iter = (
-        f"{fs_type}_file_read_iter" if fs_type not in ("", "unknown") else "generic_file_read_iter"
-    )
-    points = syscall_points(workload) + function_points(workload, fs_iter, copy_sym)
+    read_fn, read_note = _read_function(workload, data_file)
+    points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)
     rows = []
     reads = READS[workload]
     with ReadLoop(workload, size, data_file) as loop:
         for p in points:
             if p.kind == "tracepoint":
                 row = _tracepoint_row(p, b)
-            elif p.target.startswith("rep movsb"):
-                row = {"presence": "inlined: no symbol", "args": None,
-                       "attach": {t: {"available": False, "reason": p.note}
+            elif p.target.startswith("rep movsb") or p.target.startswith("f_op->"):
+                why = p.note if p.target.startswith("rep movsb") else read_note
+                row = {"presence": "no symbol: " + why, "args": None,
+                       "attach": {t: {"available": False, "reason": why}
                                   for t in probe.FUNCTION_TYPES}}  # fmt: skip
             else:
                 row = _function_row(p, syms, b)
             rows.append(_finish(p, row, loop, reads))
-        # The read-side tracepoints: counted, kept where they fire for this workload.
-        for p in read_side_tracepoints():
-            try:
-                c = probe.fires_per_read("rawtp", p.target, p.group, loop, reads)
-            except Exception:
-                c = None
-            if c and c["count"] > 0:
-                rows.append(_finish(p, _tracepoint_row(p, b), loop, reads))
-    return {"workload": workload, "size": size, "reads_counted": reads, "points": rows}
+        # The read-side tracepoints: every one this kernel has is screened at once by perf's
+        # tracepoint counters (no BPF load each), and those that fire on this workload are
+        # tried and counted like any other point.
+        for p in _firing(read_side_tracepoints(), loop, reads):
+            rows.append(_finish(p, _tracepoint_row(p, b), loop, reads))
+    explain_silent(rows, points, _CallChecker())
+    return {
+        "workload": workload,
+        "size": size,
+        "reads_counted": reads,
+        "read_function": {"name": read_fn, "note": read_note},
+        "fs_type": fs_type or None,
+        "points": rows,
+    }
+
+
+class _CallChecker:
+    """Whether one kernel function's machine code calls another, read from the running
+    kernel's text (/proc/kcore, or a matching vmlinux) where it is readable."""
+
+    def __init__(self) -> None:
+        self._text: Any = None
+        self.reason = ""
+        self.source = ""
+
+    def __call__(self, caller: str, callee: str) -> bool | None:
+        """A direct call or jump (e8/e9 rel32) to `callee`, or up to 16 bytes past its entry
+        (FineIBT calls skip the ENDBR), anywhere in `caller`; None when unreadable."""
+        from readbench.kernel.text import open_kernel_text
+
+        ks = ksyms.Kallsyms.load()
+        if self._text is None and not self.reason:
+            self._text, self.reason = open_kernel_text(ks)
+            self.source = "/proc/kcore" if self._text and self._text.source == "kcore" else (
+                self._text.path if self._text else "")  # fmt: skip
+        start, target = ks.by_name.get(caller), ks.by_name.get(callee)
+        if self._text is None or start is None or target is None:
+            return None
+        i = ks.addrs.index(start)
+        end = next((a for a in ks.addrs[i + 1 :] if a > start), start + 4096)
+        code = self._text.read(start, min(end - start, 1 << 16))
+        if code is None:
+            return None
+        for k in range(len(code) - 4):
+            if code[k] in (0xE8, 0xE9):
+                rel = int.from_bytes(code[k + 1 : k + 5], "little", signed=True)
+                if 0 <= start + k + 5 + rel - target <= 16:
+                    return True
+        return False
+
+
+# The attach types that can change a read's outcome (deny it, or make it return something
+# else): counted on their own wherever they attach, since the control need ranks by them.
+CONTROL_TYPES = CAN["control"]
 
 
 def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[str, Any]:
-    order = ("rawtp", "tpbtf", "tp") if p.kind == "tracepoint" else (
-        "fentry", "kprobe", "fexit", "kretprobe", "lsm")  # fmt: skip
-    via = next((t for t in order if row["attach"].get(t, {}).get("available")), None)
+    avail = available({"kind": p.kind, "attach": row["attach"]})
     fires: float | None = None
-    fires_reason = ""
-    if via is None:
-        fires_reason = "no attach type is permitted here, so nothing can count it: " + "; ".join(
+    by_attach: dict[str, float] = {}
+    notes = []
+    if not avail:
+        notes.append("no attach type is permitted here, so nothing can count it: " + "; ".join(
             f"{t}: {a['reason']}" for t, a in row["attach"].items()
-        )
+        ))  # fmt: skip
     else:
-        target = "file_permission" if via == "lsm" else p.target
-        c = probe.fires_per_read(via, target, p.group, loop, reads)
-        fires = c["per_read"]
-        fires_reason = f"counted with {via}: {c['count']} firings in {c['read_calls']} read calls"
+        # The first permitted type counts the point; the control types count on their own; a
+        # point the first type found silent is counted once more by another type, so a zero
+        # is never one attach mechanism's artefact.
+        count = [avail[0], *(t for t in avail[1:] if t in CONTROL_TYPES)]
+        for t in avail[1:]:
+            if t not in count:
+                count.append(t)
+                break
+        for i, via in enumerate(count):
+            if i > 0 and via not in CONTROL_TYPES and by_attach[avail[0]] != 0:
+                continue
+            target = "file_permission" if via == "lsm" else p.target
+            c = probe.fires_per_read(via, target, p.group, loop, reads)
+            by_attach[via] = c["per_read"]
+            notes.append(
+                f"counted with {via}: {c['count']} firings in {c['read_calls']} read calls"
+            )
+        fires = by_attach[avail[0]]
     return {
         "target": p.target,
         "kind": p.kind,
@@ -167,7 +277,9 @@ def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[s
         "presence": row["presence"],
         "attach": row["attach"],
         "fires_per_read": fires,
-        "fires_note": fires_reason,
+        "fires_by_attach": by_attach or None,
+        "fires_note": "; ".join(notes),
+        "silent": fires == 0,
         "args": row["args"],
         "sees": sees(p, row["args"]),
         "is_copy_routine": is_copy_routine(p.target),

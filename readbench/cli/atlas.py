@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
     from readbench.atlas import overhead, table
-    from readbench.atlas.points import hooks_for
+    from readbench.atlas.points import control_hooks, hooks_for
     from readbench.atlas.recommend import recommend
     from readbench.errors import BadInput
     from readbench.measure import datafiles
@@ -43,22 +43,42 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     path = datafiles.ensure(data_dir, workload)
     res = table.atlas(workload, size, path, datafiles.fs_type(data_dir))
     if not args.no_overhead:
+
+        def measure(hook: str, i: int) -> dict[str, Any]:
+            return overhead.paired_overhead(hook, workload, size, str(path or ""),
+                                            args.processes, args.pairs, args.seed + i)  # fmt: skip
+
         for i, row in enumerate(res["points"]):
-            hooks = hooks_for(row)
+            if row.get("silent"):
+                continue  # attaches but never fires here: there is no cost to a read to measure
             ns: dict[str, Any] = {}
             ci: dict[str, Any] = {}
-            for body, hook in hooks.items():
+            for body, hook in hooks_for(row).items():
                 if hook is None:
                     ns[body], ci[body] = None, None
                     continue
-                o = overhead.paired_overhead(hook, workload, size, str(path or ""),
-                                             args.processes, args.pairs, args.seed + i)  # fmt: skip
+                o = measure(hook, i)
                 ns[body], ci[body] = o.get("delta_ns"), o.get("delta_ci95")
                 row.setdefault("overhead_hooks", {})[body] = hook
                 if "error" in o:
                     row.setdefault("overhead_errors", {})[body] = o["error"]
             row["overhead_ns"], row["overhead_ci95"] = ns or None, ci or None
+            # The types that can deny or modify a read have a cost of their own.
+            for attach, hook in control_hooks(row).items():
+                o = measure(hook, i)
+                row.setdefault("overhead_by_attach", {})[attach] = {
+                    "hook": hook, "body": "empty", "ns": o.get("delta_ns"),
+                    "ci95": o.get("delta_ci95"), **({"error": o["error"]} if "error" in o else {}),
+                }  # fmt: skip
     res["recommendations"] = recommend(res["points"])
+    from readbench.kernel import cpu
+    from readbench.measure import machine
+
+    res["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
+    if res["virtualization"]["emulated"]:
+        import sys
+
+        print(f"readbench: note: {machine.EMULATED_NOTE}", file=sys.stderr)
     return res
 
 

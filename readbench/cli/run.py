@@ -159,6 +159,10 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     for w in machine_state.warnings({k: v for k, v in state.items() if k != "during"}):
         runner.console.print(f"[yellow]machine state[/yellow]: {w}")
     runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
+    from readbench.measure import machine
+
+    if machine.emulated(plan.probe.get("virtualization") or {}):
+        runner.console.print(f"[yellow]note[/yellow]: {machine.EMULATED_NOTE}")
     try:
         manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
     except runner.Interrupted as e:

@@ -17,18 +17,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from readbench.store.cache import cache_home
 from readbench.store.rundir import atomic_write_json
 
 SCHEMA = "readbench.calibration-store/1"
 
 
 def identity(probe: dict[str, Any]) -> dict[str, Any]:
+    """What makes two calibrations comparable: the CPU, its flags, the kernel, and how the
+    machine is virtualized (the probe's `virtualization`: a KVM guest, a TCG guest and bare
+    metal are three machines; a guest's CPU model and clearcpuid= and its host matter, the
+    wording of the launcher's reason does not)."""
     cpu = probe.get("cpu") or {}
+    virt = probe.get("virtualization")
+    v = None
+    if isinstance(virt, dict):
+        guest = virt.get("guest") if isinstance(virt.get("guest"), dict) else {}
+        v = {
+            "hypervisor": virt.get("hypervisor"),
+            "accel": virt.get("accel"),
+            "emulated": virt.get("emulated"),
+            "guest_cpu": guest.get("cpu_model"),
+            "guest_clearcpuid": guest.get("clearcpuid"),
+            "host": guest.get("host"),
+        }
     return {
         "cpu_model": cpu.get("model"),
         "flags": sorted(str(f) for f in cpu.get("flags") or []),
         "kernel_release": (probe.get("kernel") or {}).get("release"),
-        "virtualization": probe.get("virtualization"),
+        "virtualization": v,
     }
 
 
@@ -39,8 +56,7 @@ def key(ident: dict[str, Any]) -> str:
 def store_dir() -> Path:
     if os.environ.get("READBENCH_CALIBRATION_DIR"):
         return Path(os.environ["READBENCH_CALIBRATION_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "readbench" / "calibration"
+    return cache_home() / "calibration"
 
 
 def design_key(design: dict[str, Any]) -> str:

@@ -62,6 +62,14 @@ def test_cached_1m_rows(cached_1m: dict) -> None:
     recs = {r["need"]: r for r in cached_1m["recommendations"]}
     assert set(recs) == {"observe", "data", "control"}
     assert all(r["summary"] for r in recs.values())
+    # only an attach type that can do what the need asks; never a point that did not fire
+    assert recs["control"]["point"] is None or recs["control"]["attach"] in ("lsm", "fmod_ret")
+    for r in recs.values():
+        if r["point"] is not None:
+            assert r["fires_per_read"] > 0, r
+    for r in cached_1m["points"]:
+        if r["fires_per_read"] == 0:
+            assert r["silent"] and "fires" in r["fires_note"] and "caller" in r["fires_note"]
 
 
 @pytest.mark.parametrize(
@@ -96,12 +104,38 @@ def test_fires_per_read_agree_with_the_independent_counter(
 
 
 def test_pipe_atlas_has_the_pipe_read_function(root: None, data_dir: Path) -> None:
+    """The pipe's read function is read from the pipe's own f_op (pipe_read before 6.15,
+    anon_pipe_read after): present, attachable where the kernel allows, counted."""
     atlas = _atlas("pipe", "64", data_dir)
-    names = {r["target"] for r in atlas["points"]}
-    assert names & {"anon_pipe_read", "pipe_read"}
-    present = [r for r in atlas["points"] if r["target"] in ("anon_pipe_read", "pipe_read")]
-    # exactly one of the two names exists on a given kernel; the other says why not
-    assert sum(r["presence"] == "present" for r in present) == 1
+    assert atlas["read_function"]["name"] in ("anon_pipe_read", "pipe_read")
+    row = _row(atlas, atlas["read_function"]["name"])
+    assert row["presence"] == "present" and row["layer"] == "pipe"
+
+
+def test_read_function_comes_from_the_open_file(root: None, tmp_path: Path) -> None:
+    """f_op->read_iter read from the file by BPF, symbolized: ext4 gives ext4_file_read_iter,
+    tmpfs shmem_file_read_iter (a name built from the fs type would say tmpfs_file_read_iter),
+    procfs a .read (seq_read) and no read_iter."""
+    from readbench.bpf.fileops import file_operations
+
+    data = datafiles.ensure(datafiles.default_data_dir(), "cached")
+    want = {"ext4": "ext4_file_read_iter", "xfs": "xfs_file_read_iter",
+            "btrfs": "btrfs_file_read_iter"}  # fmt: skip
+    ops = file_operations(data)
+    assert ops["fs_type"] == datafiles.fs_type(data.parent)
+    if ops["fs_type"] in want:
+        assert ops["read_iter"] == want[ops["fs_type"]]
+    shm = Path("/dev/shm") / f"readbench-fops-{os.getpid()}"
+    shm.write_bytes(b"x")
+    try:
+        t = file_operations(shm)
+    finally:
+        shm.unlink()
+    assert (t["fs_type"], t["read_iter"]) == ("tmpfs", "shmem_file_read_iter")
+    proc = file_operations("/proc/self/status")
+    assert proc["read_iter"] is None and proc["read"] == "seq_read"
+    pipe = file_operations(None)
+    assert pipe["fs_type"] == "pipefs" and pipe["read_iter"] in ("anon_pipe_read", "pipe_read")
 
 
 def test_btf_prototypes() -> None:

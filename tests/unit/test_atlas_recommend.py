@@ -91,8 +91,14 @@ def test_points_follow_each_workload_path() -> None:
     assert "iomap_dio_rw" in [
         p.target for p in function_points("direct", "ext4_file_read_iter", "rep_movs_alternative")
     ]
-    pipe = [p.target for p in function_points("pipe", "x", "rep_movs_alternative")]
-    assert "anon_pipe_read" in pipe and "filemap_read" not in pipe
+    pipe = function_points("pipe", "anon_pipe_read", "rep_movs_alternative")
+    names = [p.target for p in pipe]
+    assert "anon_pipe_read" in names and "filemap_read" not in names
+    # the copy is called from the pipe's own read function there
+    assert next(p for p in pipe if p.target == "copy_page_to_iter").caller == "anon_pipe_read"
+    # the filesystem's read function is the one read from the file, never built from a name
+    nine = [p.target for p in function_points("cached", "v9fs_file_read_iter", None)]
+    assert "v9fs_file_read_iter" in nine and "9p_file_read_iter" not in nine
     assert [p.target for p in syscall_points("pipe")][1] == "sys_enter_read"
 
 
@@ -143,3 +149,80 @@ def test_a_hook_measured_faster_is_a_confound_never_the_cheapest() -> None:
     )
     alone = {r["need"]: r for r in recommend([faster])}["observe"]
     assert "a confound to find, not a cost" in alone["summary"]
+
+
+SEC_BOTH = _row(
+    "security_file_permission",
+    {"fentry": True, "kprobe": True, "lsm": True},
+    1.0,
+    {"file": "struct file *"},
+    35,
+)
+
+
+def test_deny_or_modify_names_lsm_or_fmod_ret_never_fentry() -> None:
+    """The 6.1 guest printed 'deny or modify a read: fentry on security_file_permission':
+    fentry cannot deny anything. Only lsm or fmod_ret may serve that need."""
+    sec = {**SEC_BOTH, "overhead_by_attach": {"lsm": {"ns": 48.0, "ci95": [41.0, 55.0]}}}
+    rec = {r["need"]: r for r in recommend([SYS, EXIT, sec])}["control"]
+    assert rec["attach"] == "lsm" and rec["point"] == "security_file_permission"
+    assert rec["overhead_ns"] == 48.0  # the lsm program's own cost, not fentry's
+    assert "deny" in rec["summary"] and rec["summary"].startswith("lsm on ")
+    only_fmod = _row(
+        "security_file_permission", {"fentry": True, "fmod_ret": True}, 1.0, {"file": "x"}
+    )
+    rec = {r["need"]: r for r in recommend([SYS, only_fmod])}["control"]
+    assert rec["attach"] == "fmod_ret" and "overhead not measured" in rec["summary"]
+    tracing_only = _row("security_file_permission", {"fentry": True, "kprobe": True}, 1.0, {})
+    rec = {r["need"]: r for r in recommend([SYS, tracing_only])}["control"]
+    assert rec["point"] is None and "no point that attaches here can deny" in rec["summary"]
+
+
+def test_a_point_that_never_fires_is_never_recommended() -> None:
+    silent = _row("filemap_get_pages", {"fentry": True}, 0.0, {"file": "struct file *"}, 1)
+    cp = _row("copy_page_to_iter", {"fentry": True}, 0.0, {"data": "kernel side"}, 2, 3)
+    lsm_silent = {**SEC_BOTH, "fires_by_attach": {"fentry": 1.0, "lsm": 0.0}}
+    recs = {r["need"]: r for r in recommend([SYS, EXIT, silent, cp, lsm_silent])}
+    # the silent filemap_get_pages (1 ns) loses to fentry on security_file_permission (35 ns)
+    assert recs["observe"]["point"] == "security_file_permission"
+    assert recs["data"]["point"] == "sys_exit"
+    assert recs["control"]["point"] is None
+
+
+class _Calls:
+    source = "/proc/kcore"
+    reason = ""
+
+    def __init__(self, table: dict[tuple[str, str], bool | None]) -> None:
+        self.table = table
+
+    def __call__(self, caller: str, callee: str) -> bool | None:
+        return self.table.get((caller, callee))
+
+
+def test_silent_points_explain_themselves_from_evidence() -> None:
+    from readbench.atlas.points import explain_silent
+
+    points = function_points("cached", "ext4_file_read_iter", None)
+    rows = [
+        {"target": p.target, "fires_per_read": f, "fires_note": f"counted: {f}"}
+        for p, f in zip(points, [1.0] * len(points), strict=True)
+    ]
+    by = {r["target"]: r for r in rows}
+    by["sys_enter"] = {"target": "sys_enter", "fires_per_read": 1.0, "fires_note": ""}
+    rows.append(by["sys_enter"])
+    by["filemap_get_pages"]["fires_per_read"] = 0.0  # inlined into filemap_read
+    by["touch_atime"]["fires_per_read"] = 0.0  # called, skipped at run time
+    by["ksys_pread64"]["fires_per_read"] = 0.0  # no text to check
+    calls = _Calls(
+        {("filemap_read", "filemap_get_pages"): False, ("filemap_read", "touch_atime"): True}
+    )
+    explain_silent(rows, points, calls)
+    fg = by["filemap_get_pages"]["fires_note"]
+    assert by["filemap_get_pages"]["silent"] and "filemap_read fires 1.00 per read" in fg
+    assert "holds no direct call to it: it is inlined into filemap_read" in fg
+    at = by["touch_atime"]["fires_note"]
+    assert "calls it directly" in at and "runtime condition" in at and "O_NOATIME" in at
+    ks = by["ksys_pread64"]["fires_note"]
+    assert "__x64_sys_pread64 fires 1.00 per read" in ks and "could not be checked" in ks
+    assert "silent" not in by["vfs_read"]

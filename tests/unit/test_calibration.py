@@ -111,8 +111,12 @@ def test_store_accumulates_per_machine_and_design(
     # another design, or another machine (a guest: virtualization), is another pool
     _, other = store.add(ident, {**design, "processes": 8}, recs[:1])
     assert len(other) == 1
-    guest = store.identity({**probe, "virtualization": {"hypervisor": True, "accel": "tcg"}})
+    virt = {"hypervisor": True, "accel": "tcg", "emulated": True,
+            "guest": {"cpu_model": "max", "accel_reason": "wording may change"}}  # fmt: skip
+    guest = store.identity({**probe, "virtualization": virt})
     assert store.key(guest) != store.key(ident)
+    reworded = {**virt, "guest": {**virt["guest"], "accel_reason": "other words"}}
+    assert store.key(store.identity({**probe, "virtualization": reworded})) == store.key(guest)
     obj = json.loads(path.read_text())
     assert obj["identity"]["flags"] == ["a", "b"] and len(obj["designs"]) == 2
     assert not list(tmp_path.glob("*.tmp"))  # atomic: no temp file left

@@ -63,3 +63,12 @@ int atlas_kretprobe(struct pt_regs *ctx) { return hit(); }
 
 SEC("lsm/file_permission")
 int BPF_PROG(atlas_lsm, struct file *file, int mask) { return hit(); }
+
+/* fmod_ret may change a function's return value: the kernel allows it on security_*
+ * functions and on the error-injection list. Returning 0 keeps the real return value. */
+SEC("fmod_ret/security_file_permission") /* target set by the loader */
+int BPF_PROG(atlas_fmodret)
+{
+	hit();
+	return 0;
+}
