@@ -120,3 +120,34 @@ def test_store_accumulates_per_machine_and_design(
     obj = json.loads(path.read_text())
     assert obj["identity"]["flags"] == ["a", "b"] and len(obj["designs"]) == 2
     assert not list(tmp_path.glob("*.tmp"))  # atomic: no temp file left
+
+
+def test_report_shows_the_mde_check_and_says_when_calibration_is_old(tmp_path: Path) -> None:
+    """A run's calibration.json in the new format is rendered side by side (predicted power,
+    observed rate with its exact interval, agree); an old-format one is named as not the
+    claims' design. SYNTHETIC run and trials."""
+    from synthetic_runs import write_run
+
+    from readbench.render import report
+    from readbench.store.rundir import atomic_write_json
+
+    run = write_run(tmp_path / "r", workloads=("cached",), sizes=(64,), processes=16,
+                    aa=True, block_orders=True)  # fmt: skip
+    rng = np.random.default_rng(8)
+    sd, mde = 0.01, cal.predicted_mde_log(0.01, 16, 0.01, 26)
+    effects = [{"arm": "d1", "effect_pct": math.expm1(mde) * 100, "multiple": 1.0}]
+    trials = [_trial("aa", rng, 0.0, sd) for _ in range(10)]
+    trials += [_trial("d1", rng, mde, sd) for _ in range(10)]
+    res = cal.summarize(trials, alpha=0.01, family_size=26, effects=effects)
+    atomic_write_json(run / "calibration.json", {
+        "workload": "cached", "size": 64, "alpha": 0.01, "trials": 10,
+        "processes_per_trial": 16, "pairs_per_process": 8, "toggle": "point:rawtp:task_rename",
+        "seconds": 1.0, **res})  # fmt: skip
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    assert "predicted power" in html and "observed rate [exact 95 % CI]" in html
+    assert "Where the variance comes from" in html and "residual SD %" in html
+    assert "point:rawtp:task_rename" in html
+    atomic_write_json(run / "calibration.json", {"workload": "cached", "size": 64, "trials": 40,
+                                                 "alpha": 0.01, "aa": {}, "power": []})  # fmt: skip
+    html = report.write_report(run, tmp_path / "rep2").read_text()
+    assert "not the claims' design" in html
