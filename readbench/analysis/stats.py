@@ -594,7 +594,8 @@ def analyze_loaded(
         "aa_uncorrected_ci95": aa_unc_ci,
         "aa_toggle": sorted({c.get("toggle") or "nothing" for c in aa}),
         "aa_warning": (
-            f"A/A: {aa_unc:.1%} of {len(aa)} sham-toggle claims significant uncorrected "
+            f"A/A: {aa_unc:.1%} of {sum(_finite(c['p']) for c in aa)} sham-toggle claims "
+            "significant uncorrected "
             f"(exact 95 % CI {aa_unc_ci[0]:.1%}–{aa_unc_ci[1]:.1%}), above α = {alpha:g}: "
             "toggling itself moves the read here, so hook claims near their MDE are suspect"
         )
@@ -615,7 +616,7 @@ def analyze_loaded(
         },
     }
     result["warnings"] = [
-        *(["A/A: " + result["aa_warning"]] if result["aa_warning"] else []),
+        *([result["aa_warning"]] if result["aa_warning"] else []),
         *(f"{h['name']}: {h['sentence']}" for h in result["heterogeneous"]),
         *(f"machine state: {w}" for w in result["machine_state"]["warnings"]),
     ]

@@ -184,3 +184,30 @@ def test_headline_ranks_by_the_upper_bound_and_never_adds_a_negative() -> None:
     (h,) = headline.headlines([confound], 0.02)
     assert h["confound"] and "adds" not in h["text"] and "−" not in h["text"]
     assert "-20 to -5" in h["text"]
+
+
+def test_aa_rate_is_uncorrected_with_its_interval_and_warns(tmp_path: Path) -> None:
+    """A sham toggle that costs 5 % (a toggling side effect): the uncorrected A/A rate's
+    exact interval lies above α, and the terminal and the report say so."""
+    from rich.console import Console
+
+    from readbench.render import report, terminal
+
+    sizes = (64, 1024, 4096, 65536)
+    run = write_run(tmp_path / "r", workloads=("cached",), sizes=sizes, processes=16,
+                    shift={f"cached/{s}/none#aa": 1.05 for s in sizes})  # fmt: skip
+    res = stats.analyze_run(run)
+    assert res["aa_uncorrected_rate"] == 1.0
+    lo, hi = res["aa_uncorrected_ci95"]
+    assert lo == pytest.approx(0.025 ** (1 / 4)) and hi == 1.0  # Clopper-Pearson, 4 of 4
+    assert res["aa_warning"] and res["aa_warning"] in res["warnings"]
+    assert all(c["verdict"].startswith("false positive (A/A") for c in res["aa"])
+    con = Console(record=True, width=300)
+    old, terminal.console = terminal.console, con
+    try:
+        terminal.print_cells(res)
+    finally:
+        terminal.console = old
+    assert "toggling itself moves the read here" in con.export_text()
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    assert "toggling itself moves the read here" in html
