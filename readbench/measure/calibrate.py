@@ -23,7 +23,7 @@ import numpy as np
 import pyperf
 
 from readbench.errors import MeasurementError
-from readbench.measure.paired import OFF, parse_arms
+from readbench.measure.paired import OFF, child_seed, parse_arms
 from readbench.measure.worker import cell_argv
 from readbench.store.load import NS_PER_S
 
@@ -31,7 +31,7 @@ from readbench.store.load import NS_PER_S
 def trial_seed(seed: int, trial: int) -> int:
     """Independent per trial: trial t's processes share no block orders with trial t+1's
     (seed·1000 + t did, through process k's seed + k)."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, trial, 14]).generate_state(1)[0])
+    return child_seed(seed, 1_000_000 + trial)
 
 
 def pairs_of(suite: pyperf.BenchmarkSuite, name: str, suffix: str) -> list[tuple[Any, Any]]:

@@ -19,6 +19,7 @@ pyperf's own tools read the file (e.g. `python -m pyperf compare_to` across arms
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyperf
 
 from readbench.measure.readloop import ReadLoop, spin_iters_for
@@ -61,8 +61,11 @@ def sham_hook(attach_types: dict[str, Any], root: bool) -> tuple[str, str]:
 
 def child_seed(seed: int, process_no: int) -> int:
     """Independent seeds per (trial or round, process): seed + k would make trial s's
-    process k+1 replay trial s+1's process k (the same block orders)."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, process_no]).generate_state(1)[0])
+    process k+1 replay trial s+1's process k (the same block orders). A hash, not numpy:
+    importing numpy starts an OpenBLAS thread in the measuring process, and a second thread
+    taxes every read (fdget takes a file reference; readbench_threads records it)."""
+    digest = hashlib.blake2b(f"{seed}:{process_no}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
 
 
 @dataclass(frozen=True)
