@@ -20,41 +20,50 @@ from readbench.analysis import headline, paired, stats
 from tests.synthetic_runs import write_run
 
 
+def _noise(rng: np.random.Generator, n: int, k: int, sd: float, tails: str) -> np.ndarray:
+    """(n, 2, k) log-time noise: "normal"; "mixed" (a third of the processes 5× noisier, as
+    on a shared machine); "t3" (heavy tails, same SD)."""
+    if tails == "t3":
+        return rng.standard_t(3, (n, 2, k)) * sd / math.sqrt(3)
+    e = rng.normal(0, sd, (n, 2, k))
+    if tails == "mixed":
+        e *= np.where(rng.random(n) < 1 / 3, 5.0, 1.0)[:, None, None]
+    return e
+
+
 def _pairs(
     rng: np.random.Generator, n: int, k: int, sd: float, effect: float = 0.0, between: float = 0.05,
     tails: str = "normal",
 ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
-    """n processes of k blocks: log time = process offset + i.i.d. noise (+ effect on)."""
+    """n processes of k blocks: log time = process offset + noise (+ effect on)."""
+    e = _noise(rng, n, k, sd, tails)
     out = []
-    for _ in range(n):
+    for p in range(n):
         base = 300.0 * math.exp(rng.normal(0, between))
-        if tails == "normal":
-            e = rng.normal(0, sd, (2, k))
-        else:  # heavy tails, same SD: t with 3 degrees of freedom
-            e = rng.standard_t(3, (2, k)) * sd / math.sqrt(3)
-        out.append((base * np.exp(e[0]), base * np.exp(e[1] + effect)))
+        out.append((base * np.exp(e[p, 0]), base * np.exp(e[p, 1] + effect)))
     return out
 
 
 def _true_spread(k: int, sd: float, tails: str) -> float:
     """SD of the per-process statistic under no effect, by brute force (200 000 processes)."""
-    rng = np.random.default_rng(99)
-    if tails == "normal":
-        e = rng.normal(0, sd, (200_000, 2, k))
-    else:
-        e = rng.standard_t(3, (200_000, 2, k)) * sd / math.sqrt(3)
+    e = _noise(np.random.default_rng(99), 200_000, k, sd, tails)
     return float(np.std(np.median(e[:, 1] - e[:, 0], axis=1)))
 
 
-@pytest.mark.parametrize(("k", "tails"), [(8, "normal"), (24, "normal"), (8, "t3")])
-def test_null_spread_is_unbiased(k: int, tails: str) -> None:
-    """The successive-off estimator gave 0.64–0.79 of the true spread; this one is within
-    10 % (normal noise within 3 %; heavy tails a little above: the cautious side)."""
+@pytest.mark.parametrize(
+    ("k", "tails", "lo", "hi"),
+    [(8, "normal", 0.93, 1.07), (24, "normal", 0.93, 1.07), (8, "mixed", 0.9, 1.07),
+     (24, "mixed", 0.9, 1.07), (8, "t3", 0.93, 1.5)],
+)  # fmt: skip
+def test_null_spread_is_unbiased(k: int, tails: str, lo: float, hi: float) -> None:
+    """The successive-off estimator gave 0.64–0.81 of the true spread; this one is within
+    7 % for normal noise and for processes of unequal noise, and errs on the cautious side
+    (larger) for heavy tails."""
     rng = np.random.default_rng(k)
     truth = _true_spread(k, 0.01, tails)
     est = [stats.paired_claim(_pairs(rng, 16, k, 0.01, tails=tails), 0.02)["sd_null"]
            for _ in range(120)]  # fmt: skip
-    assert 0.93 <= np.mean(est) / truth <= 1.10, np.mean(est) / truth
+    assert lo <= np.mean(est) / truth <= hi, np.mean(est) / truth
 
 
 def test_the_printed_mde_has_the_power_it_promises() -> None:
