@@ -22,12 +22,16 @@ from tests.synthetic_runs import write_run
 
 def _noise(rng: np.random.Generator, n: int, k: int, sd: float, tails: str) -> np.ndarray:
     """(n, 2, k) log-time noise: "normal"; "mixed" (a third of the processes 5× noisier, as
-    on a shared machine); "t3" (heavy tails, same SD)."""
+    on a shared machine); "t3" (heavy tails, same SD); "spiky" (a tenth of the values hit
+    by a 30–100 % slowdown: preemption by other load)."""
     if tails == "t3":
         return rng.standard_t(3, (n, 2, k)) * sd / math.sqrt(3)
     e = rng.normal(0, sd, (n, 2, k))
     if tails == "mixed":
         e *= np.where(rng.random(n) < 1 / 3, 5.0, 1.0)[:, None, None]
+    if tails == "spiky":
+        hit = rng.random((n, 2, k)) < 0.1
+        e += np.where(hit, rng.uniform(0.3, 1.0, (n, 2, k)), 0.0)
     return e
 
 
@@ -53,12 +57,12 @@ def _true_spread(k: int, sd: float, tails: str) -> float:
 @pytest.mark.parametrize(
     ("k", "tails", "lo", "hi"),
     [(8, "normal", 0.93, 1.07), (24, "normal", 0.93, 1.07), (8, "mixed", 0.9, 1.07),
-     (24, "mixed", 0.9, 1.07), (8, "t3", 0.93, 1.5)],
+     (24, "mixed", 0.9, 1.07), (8, "t3", 0.93, 1.12), (8, "spiky", 0.93, 1.4)],
 )  # fmt: skip
 def test_null_spread_is_unbiased(k: int, tails: str, lo: float, hi: float) -> None:
-    """The successive-off estimator gave 0.64–0.81 of the true spread; this one is within
+    """The successive-off estimator gave 0.60–0.85 of the true spread; this one is within
     7 % for normal noise and for processes of unequal noise, and errs on the cautious side
-    (larger) for heavy tails."""
+    (larger) for heavy tails and slowdown spikes."""
     rng = np.random.default_rng(k)
     truth = _true_spread(k, 0.01, tails)
     est = [stats.paired_claim(_pairs(rng, 16, k, 0.01, tails=tails), 0.02)["sd_null"]
@@ -72,7 +76,7 @@ def test_the_printed_mde_has_the_power_it_promises() -> None:
     with the successive-off spread)."""
     rng = np.random.default_rng(7)
     n, k, sd, alpha, m = 16, 8, 0.01, 0.01, 26
-    sds = [stats.paired_claim(_pairs(rng, n, k, sd), 0.02)["sd_null"] for _ in range(40)]
+    sds = [stats.paired_claim(_pairs(rng, n, k, sd), 0.02)["sd_null"] for _ in range(200)]
     d = paired.mde(float(np.median(sds)), n, alpha / m)
     assert d is not None
     hits = [
