@@ -118,25 +118,32 @@ class PointHook:
         self.close()
 
 
-def trial(attach: str, target: str, group: str = "") -> dict[str, Any]:
-    """{available, reason}: load and attach for real (filter set to no process), detach."""
+def try_and_count(
+    attach: str, target: str, group: str, loop: ReadLoop, reads: int
+) -> dict[str, Any]:
+    """One load per attach type: try it for real and, where the kernel accepts it, count its
+    firings over `reads` operations in the same attachment. {available, reason} plus
+    {count, read_calls, per_read} when it attached."""
     if os.geteuid() != 0:
         return {"available": False, "reason": "not root: loading BPF programs needs root"}
     try:
-        with PointHook(attach, target, group, tgid=NO_TGID):
-            return {"available": True, "reason": f"loaded and attached {attach} on {target}"}
+        c = fires_per_read(attach, target, group, loop, reads, warm=False)
     except lb.LibbpfError as e:
         return {"available": False, "reason": refusal(attach, e, target)}
+    return {"available": True, "reason": f"loaded and attached {attach} on {target}", **c}
 
 
 def fires_per_read(
-    attach: str, target: str, group: str, loop: ReadLoop, reads: int
+    attach: str, target: str, group: str, loop: ReadLoop, reads: int, warm: bool = True
 ) -> dict[str, Any]:
     """Attach the counter to the point, make `reads` operations, count. Per read() call:
     the syscalls the loop really made (a pipe op may take several). On the raw syscall
-    tracepoints only the read's own syscall is counted."""
-    loop.run(min(reads, 100))  # warm: first-touch work is not part of a steady read
-    nr = SYSCALL_NR[SYSCALL_OF[loop.workload]] if attach == "rawtp" else None
+    and BTF syscall tracepoints only the read's own syscall is counted."""
+    if warm:
+        loop.run(min(reads, 100))  # first-touch work is not part of a steady read
+    # sys_enter/sys_exit fire for every syscall: count only the read's own
+    raw = attach in ("rawtp", "tpbtf") or (attach == "tp" and group == "raw_syscalls")
+    nr = SYSCALL_NR[SYSCALL_OF[loop.workload]] if raw else None
     with PointHook(attach, target, group, only_syscall=nr) as h:
         before = h.fired()
         r = loop.run(reads)

@@ -13,7 +13,6 @@ from typing import Any
 
 from readbench.atlas import probe
 from readbench.atlas.points import (
-    CAN,
     READ_SIDE_GROUPS,
     Point,
     available,
@@ -62,40 +61,48 @@ def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
     }
 
 
-def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None) -> dict[str, Any]:
+class _Trials:
+    """Each attach type tried once per point, for real, with the counting program attached to
+    this process: a type the kernel accepts is counted over the same reads in that very
+    attachment (one load per type and point), a type it refuses keeps the kernel's reason."""
+
+    def __init__(self, loop: ReadLoop, reads: int) -> None:
+        self.loop, self.reads = loop, reads
+        loop.run(min(reads, 100))  # first-touch work is not part of a steady read
+
+    def __call__(self, attach: str, target: str, group: str = "") -> dict[str, Any]:
+        return probe.try_and_count(attach, target, group, self.loop, self.reads)
+
+
+def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
     exists = p.target in syms
     args = b.function(p.target) if b else None
     presence = "present" if exists else (
         "inlined or absent: no symbol in /proc/kallsyms" + ("" if args is None else
         " (BTF still lists a prototype: a trampoline cannot reach an inlined copy)"))  # fmt: skip
+    why = "no BTF prototype for it in this kernel's BTF: a trampoline needs one"
+    no_btf = {"available": False, "reason": why}
     attach: dict[str, Any] = {}
     if not exists:
         attach = {t: {"available": False, "reason": presence} for t in probe.FUNCTION_TYPES}
         if p.target == "security_file_permission":
-            attach["lsm"] = probe.trial("lsm", "file_permission")
+            attach["lsm"] = tr("lsm", "file_permission")
     else:
         for t in probe.FUNCTION_TYPES:
-            if t in ("fentry", "fexit") and args is None:
-                why = "no BTF prototype for it in this kernel's BTF: a trampoline needs one"
-                attach[t] = {"available": False, "reason": why}
-            else:
-                attach[t] = probe.trial(t, p.target)
+            trampoline = t in ("fentry", "fexit")
+            attach[t] = dict(no_btf) if trampoline and args is None else tr(t, p.target)
     if p.target.startswith("security_") and exists:
         # The two attach types that can change a read's outcome: an LSM program on the hook,
         # and fmod_ret on the security_* function (the kernel allows it on security_*).
-        attach["lsm"] = probe.trial("lsm", "file_permission")
-        attach["fmod_ret"] = (
-            probe.trial("fmod_ret", p.target) if args is not None else
-            {"available": False, "reason": "no BTF prototype: a trampoline needs one"})  # fmt: skip
+        attach["lsm"] = tr("lsm", "file_permission")
+        attach["fmod_ret"] = tr("fmod_ret", p.target) if args is not None else dict(no_btf)
     return {"presence": presence, "args": args, "attach": attach}
 
 
-def _tracepoint_row(p: Point, b: btf.Btf | None) -> dict[str, Any]:
+def _tracepoint_row(p: Point, b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
     args = b.tracepoint(p.target) if b else None
     args = [{"name": a["name"] or f"arg{i}", "type": a["type"]} for i, a in enumerate(args or [])]
-    attach = {"rawtp": probe.trial("rawtp", p.target)}
-    attach["tpbtf"] = probe.trial("tpbtf", p.target)
-    attach["tp"] = probe.trial("tp", p.target, p.group)
+    attach = {t: tr(t, p.target, p.group) for t in ("rawtp", "tpbtf", "tp")}
     return {"presence": "present", "args": args, "attach": attach}
 
 
@@ -138,10 +145,7 @@ def _firing(points: list[Point], loop: ReadLoop, reads: int) -> list[Point]:
 
 
 def _bpf_fires(p: Point, loop: ReadLoop, reads: int) -> bool:
-    try:
-        return probe.fires_per_read("rawtp", p.target, p.group, loop, reads)["count"] > 0
-    except Exception:
-        return False
+    return bool(probe.try_and_count("rawtp", p.target, p.group, loop, reads).get("count"))
 
 
 def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
@@ -173,22 +177,23 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
     rows = []
     reads = READS[workload]
     with ReadLoop(workload, size, data_file) as loop:
+        tr = _Trials(loop, reads)
         for p in points:
             if p.kind == "tracepoint":
-                row = _tracepoint_row(p, b)
+                row = _tracepoint_row(p, b, tr)
             elif p.target.startswith("rep movsb") or p.target.startswith("f_op->"):
                 why = p.note if p.target.startswith("rep movsb") else read_note
                 row = {"presence": "no symbol: " + why, "args": None,
                        "attach": {t: {"available": False, "reason": why}
                                   for t in probe.FUNCTION_TYPES}}  # fmt: skip
             else:
-                row = _function_row(p, syms, b)
-            rows.append(_finish(p, row, loop, reads))
+                row = _function_row(p, syms, b, tr)
+            rows.append(_finish(p, row))
         # The read-side tracepoints: every one this kernel has is screened at once by perf's
         # tracepoint counters (no BPF load each), and those that fire on this workload are
         # tried and counted like any other point.
         for p in _firing(read_side_tracepoints(), loop, reads):
-            rows.append(_finish(p, _tracepoint_row(p, b), loop, reads))
+            rows.append(_finish(p, _tracepoint_row(p, b, tr)))
     explain_silent(rows, points, _CallChecker())
     return {
         "workload": workload,
@@ -235,39 +240,24 @@ class _CallChecker:
         return False
 
 
-# The attach types that can change a read's outcome (deny it, or make it return something
-# else): counted on their own wherever they attach, since the control need ranks by them.
-CONTROL_TYPES = CAN["control"]
-
-
-def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[str, Any]:
+def _finish(p: Point, row: dict[str, Any]) -> dict[str, Any]:
+    """The row's count: its primary type's (`atlas.points.ORDER`); every type that attached
+    counted the same reads, so `fires_by_attach` shows they agree (a zero is never one attach
+    mechanism's artefact) and gives the control types their own count."""
     avail = available({"kind": p.kind, "attach": row["attach"]})
-    fires: float | None = None
     by_attach: dict[str, float] = {}
     notes = []
+    for t in avail:
+        v = row["attach"][t]
+        by_attach[t] = v.pop("per_read")
+        notes.append(f"counted with {t}: {v.pop('count')} firings in {v.pop('read_calls')} "
+                     "read calls")  # fmt: skip
+        v.pop("via", None)
     if not avail:
         notes.append("no attach type is permitted here, so nothing can count it: " + "; ".join(
             f"{t}: {a['reason']}" for t, a in row["attach"].items()
         ))  # fmt: skip
-    else:
-        # The first permitted type counts the point; the control types count on their own; a
-        # point the first type found silent is counted once more by another type, so a zero
-        # is never one attach mechanism's artefact.
-        count = [avail[0], *(t for t in avail[1:] if t in CONTROL_TYPES)]
-        for t in avail[1:]:
-            if t not in count:
-                count.append(t)
-                break
-        for i, via in enumerate(count):
-            if i > 0 and via not in CONTROL_TYPES and by_attach[avail[0]] != 0:
-                continue
-            target = "file_permission" if via == "lsm" else p.target
-            c = probe.fires_per_read(via, target, p.group, loop, reads)
-            by_attach[via] = c["per_read"]
-            notes.append(
-                f"counted with {via}: {c['count']} firings in {c['read_calls']} read calls"
-            )
-        fires = by_attach[avail[0]]
+    fires = by_attach[avail[0]] if avail else None
     return {
         "target": p.target,
         "kind": p.kind,
