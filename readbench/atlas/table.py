@@ -26,8 +26,7 @@ from readbench.errors import MissingCapability
 from readbench.kernel import btf, copyroutine, ksyms
 from readbench.kernel.tracefs import ensure_tracefs, events_dir
 from readbench.measure.readloop import ReadLoop
-
-READS = {"cached": 2000, "cached-stream": 2000, "pipe": 2000, "uncached": 200, "direct": 200}
+from readbench.model.workloads import get
 
 
 def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
@@ -48,9 +47,9 @@ def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
         }
     data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
     data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
-    file = next((t for t in ("struct file *", "struct kiocb *", "struct address_space *",
-                             "struct dentry *", "struct path *", "struct inode *") if t in types),
-                None)  # fmt: skip
+    file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
+                             "struct address_space *", "struct dentry *", "struct path *",
+                             "struct inode *") if t in types), None)  # fmt: skip
     return {
         "file": file or False,
         "user_buffer": "iov_iter" in types or "buf" in names,
@@ -99,38 +98,45 @@ def _tracepoint_row(p: Point, b: btf.Btf | None) -> dict[str, Any]:
     return {"presence": "present", "args": args, "attach": attach}
 
 
-def read_side_tracepoints() -> list[Point]:
+LAYER_OF_GROUP = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
+                  "iomap": "block and device wait", "block": "block and device wait",
+                  "ext4": "filesystem read_iter", "io_uring": "syscall entry and exit"}  # fmt: skip
+
+
+def read_side_tracepoints(groups: tuple[str, ...] = READ_SIDE_GROUPS) -> list[Point]:
     """Every tracepoint of the read-side groups this kernel has (tracefs, mounted privately)."""
     ensure_tracefs()
     ev = events_dir()
     if ev is None:
         return []
     out = []
-    for g in READ_SIDE_GROUPS:
+    for g in groups:
         d = ev / g
         if d.is_dir():
-            layer = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
-                     "iomap": "block and device wait", "block": "block and device wait",
-                     "ext4": "filesystem read_iter"}[g]  # fmt: skip
+            layer = LAYER_OF_GROUP[g]
             out += [Point(e.name, "tracepoint", layer, g != "ext4", g)
                     for e in sorted(d.iterdir()) if (e / "format").exists()]  # fmt: skip
     return out
 
 
 def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
-    """(function, note): the data file's (or a pipe's) f_op->read_iter, read from the open
-    file by BPF (readbench.bpf.fileops); a placeholder name and the reason when it cannot be
-    read, so the row says so instead of guessing."""
+    """(function, note): the f_op function the workload's read calls (read_iter, or
+    splice_read for splice) of its data file (or a pipe), read from the open file by BPF
+    (readbench.bpf.fileops); a placeholder name and the reason when it cannot be read, so
+    the row says so instead of guessing. ('', why) for a read that calls no f_op (mmap)."""
     from readbench.bpf.fileops import file_operations
 
+    w = get(workload)
+    if w.fs_op is None:
+        return "", f"{workload}: {w.op}; no f_op read function is called per read"
     try:
-        ops = file_operations(None if workload == "pipe" else data_file)
+        ops = file_operations(None if w.data is None else data_file)
     except (MissingCapability, OSError) as e:
-        return "f_op->read_iter (unknown)", f"not read from the file: {e}"
-    fn = ops.get("read_iter") or ops.get("read")
+        return f"f_op->{w.fs_op} (unknown)", f"not read from the file: {e}"
+    fn = ops.get(w.fs_op) or (ops.get("read") if w.fs_op == "read_iter" else None)
     if not fn:
-        return "f_op->read_iter (none)", f"{ops['fs_type']}: the file has no read function"
-    via = "read_iter" if ops.get("read_iter") else "read"
+        return f"f_op->{w.fs_op} (none)", f"{ops['fs_type']}: the file has no {w.fs_op}"
+    via = w.fs_op if ops.get(w.fs_op) else "read"
     return fn, f"this file's f_op->{via} ({ops['fs_type']}), read from the open file by BPF"
 
 
@@ -144,7 +150,7 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
     read_fn, read_note = _read_function(workload, data_file)
     points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)
     rows = []
-    reads = READS[workload]
+    reads = get(workload).atlas_reads
     with ReadLoop(workload, size, data_file) as loop:
         for p in points:
             if p.kind == "tracepoint":

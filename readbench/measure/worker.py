@@ -66,11 +66,11 @@ def attach_hook(args: Any, **kw: Any) -> Any:
         return None
     if args.rb_hook.startswith("point:"):
         # The atlas's counting program on any point: point:ATTACH:GROUP/TARGET (its overhead)
-        from readbench.atlas.probe import PointHook
+        from readbench.bpf.points import PointHook
+        from readbench.model import hookspec
 
-        _, attach, where = args.rb_hook.split(":", 2)
-        group, _, target = where.rpartition("/")
-        return PointHook(attach, target, group)
+        spec = hookspec.parse(args.rb_hook)
+        return PointHook(spec.attach, spec.bare_target, spec.group)
     from readbench.bpf import attach as bpf_attach
     from readbench.model import hookspec
 
