@@ -262,8 +262,10 @@ def coverage_recommendation(
             parts.append(f"{r['via']} on {_label(r)}")
         else:
             ci = o.get("ci95") or [o["ns"], o["ns"]]
-            parts.append(f"{r['via']} on {_label(r)} ({o['ns']:.0f} ns per {o.get('on')} op, "
-                         f"95% CI {ci[0]:.0f}–{ci[1]:.0f})")  # fmt: skip
+            on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
+            cost = (f"{o['ns']:.0f} ns {on}" if ci[0] > 0 else
+                    f"not resolved: at most {ci[1]:.0f} ns {on}")  # fmt: skip
+            parts.append(f"{r['via']} on {_label(r)} ({cost})")
     seen_n = len(coverable)
     summary = (" + ".join(parts) + f": together they see {seen_n} of the {len(names)} read "
                "kinds measured with their file")  # fmt: skip

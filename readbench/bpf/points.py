@@ -53,8 +53,11 @@ class PointHook:
         tgid: int | None = None,
         only_syscall: int | None = None,
         gated: bool = False,
+        stats: bool = False,
     ):
         self.attach, self.target, self.group = attach, target, group
+        self.tgid = os.getpid() if tgid is None else tgid
+        self._stats_fd = -1
         self._links: list[lb.Link] = []
         self._bss: mmap.mmap | None = None
         self._obj: lb.Object | None = lb.Object(build.object_path("atlas"))
@@ -63,11 +66,13 @@ class PointHook:
             for p in self._obj.programs():
                 p.set_autoload(p.name == prog_name)
             self.prog = self._obj.program(prog_name)
+            if stats:
+                self._stats_fd = lb.enable_stats()
             if attach in ("fentry", "fexit", "tpbtf", "fmod_ret"):
                 self.prog.set_attach_target(target)
             # raw sys_enter/sys_exit fire for every syscall: count only `only_syscall` there
             side = {"sys_enter": 1, "sys_exit": 2}.get(target, 0) if only_syscall is not None else 0
-            cfg = struct.pack(_CFG, os.getpid() if tgid is None else tgid, side,
+            cfg = struct.pack(_CFG, self.tgid, side,
                               only_syscall if side else -1, int(gated))  # fmt: skip
             ro = self._obj.rodata()
             ro[: len(cfg)] = cfg
@@ -114,8 +119,29 @@ class PointHook:
         assert self._bss is not None
         return ctypes.addressof(ctypes.c_char.from_buffer(self._bss, _GATE))
 
+    def snapshot(self) -> dict[str, Any]:
+        """The BPF-stats side pass's view (as AttachedHook.snapshot): the one program's
+        run_cnt/run_time_ns (absolute, since load) and the count."""
+        assert self._obj is not None
+        info = self.prog.info()
+        return {
+            "hook": f"point:{self.attach}:{self.group}/{self.target}",
+            "tgid": self.tgid,
+            "stats_enabled": self._stats_fd >= 0,
+            "count": self.fired(),
+            "programs": [{
+                "name": info.name.decode(), "type": lb.PROG_TYPES.get(info.type, str(info.type)),
+                "id": info.id, "role": "enter", "point": self.target, "run_cnt": info.run_cnt,
+                "run_time_ns": info.run_time_ns, "recursion_misses": info.recursion_misses,
+                "xlated_len": info.xlated_prog_len, "jited_len": info.jited_prog_len,
+            }],
+        }  # fmt: skip
+
     def close(self) -> None:
         self.detach()
+        if self._stats_fd >= 0:
+            os.close(self._stats_fd)
+            self._stats_fd = -1
         if self._bss is not None:
             # a ctypes view from gate_address() still alive holds it: the GC unmaps it then
             with contextlib.suppress(BufferError):

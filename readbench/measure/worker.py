@@ -66,11 +66,14 @@ def attach_hook(args: Any, **kw: Any) -> Any:
         return None
     if args.rb_hook.startswith("point:"):
         # The atlas's counting program on any point: point:ATTACH:GROUP/TARGET (its overhead)
-        from readbench.bpf.points import PointHook
+        from readbench.bpf.points import NO_TGID, PointHook
         from readbench.model import hookspec
 
         spec = hookspec.parse(args.rb_hook)
-        return PointHook(spec.attach, spec.bare_target, spec.group)
+        # floor: the same program with a filter that never matches (the BPF-stats floor)
+        tgid = NO_TGID if kw.get("floor") else None
+        return PointHook(spec.attach, spec.bare_target, spec.group, tgid=tgid,
+                         stats=bool(kw.get("stats")))  # fmt: skip
     from readbench.bpf import attach as bpf_attach
     from readbench.model import hookspec
 
