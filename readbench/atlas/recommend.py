@@ -71,7 +71,26 @@ def _fires_here(f: float | None) -> bool:
     return f is not None and f > 0
 
 
-def recommend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ideal_points(workload: str | None) -> dict[str, tuple[str, str]]:
+    """Where each need is best served on `workload`'s path (its record): the function that
+    calls the file's read (vfs_read, vfs_readv, io_read, the fault handler), the copy, the
+    LSM hook; IDEAL where no workload is given or the path lacks one."""
+    from readbench.model.workloads import BY_NAME
+
+    w = BY_NAME.get(workload or "")
+    if w is None:
+        return dict(IDEAL)
+    targets = [s.target for s in w.entry]
+    observe = w.fs_caller if w.fs_op else (targets[-1] if targets else IDEAL["observe"][0])
+    return {
+        "observe": (observe, "fentry"),
+        "data": ("copy_page_to_iter", "fentry") if w.copy else IDEAL["data"],
+        "control": IDEAL["control"],
+    }
+
+
+def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[dict[str, Any]]:
+    ideals = ideal_points(workload)
     by_target = {r["target"]: r for r in rows}
     out = []
     for need, text in NEEDS:
@@ -91,7 +110,7 @@ def recommend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             key=lambda rv: (*_cost(rv[0], body, rv[1]), *_cost(rv[0], "empty", rv[1])),
             default=None,
         )
-        ideal_target, ideal_type = IDEAL[need]
+        ideal_target, ideal_type = ideals[need]
         ideal_row = by_target.get(ideal_target)
         ideal: dict[str, Any] = {"point": ideal_target, "attach": ideal_type}
         if ideal_row is None:

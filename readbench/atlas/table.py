@@ -29,17 +29,27 @@ from readbench.measure.readloop import ReadLoop
 from readbench.model.workloads import get
 
 
-def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
+def sees(
+    point: Point, args: list[dict[str, str]] | None, workload: str | None = None
+) -> dict[str, Any]:
     """What the arguments give a program access to, from their C types (and, for the
-    syscall tracepoints, from the registers the pt_regs argument holds)."""
+    syscall tracepoints, from the registers the pt_regs argument holds: for `workload`'s
+    syscall, whose first argument may be no file's fd and second no buffer)."""
     types = " ".join(a["type"] for a in args or [])
     names = {a["name"] for a in args or []}
     exit_side = point.target.startswith("sys_exit")
     if point.group in ("raw_syscalls", "syscalls"):
+        w = get(workload) if workload else None
+        fd = w is None or (w.fd_arg and bool(w.syscalls))
+        buf = w is None or (w.buffer_arg and bool(w.syscalls))
         return {
-            "file": "fd number only (the struct file via current->files, a BTF walk)",
-            "user_buffer": True,
-            "data": "after the copy, in the user buffer (exit side)" if exit_side else False,
+            "file": "fd number only (the struct file via current->files, a BTF walk)"
+            if fd
+            else False,
+            "user_buffer": buf,
+            "data": "after the copy, in the user buffer (exit side)"
+            if exit_side and buf
+            else False,
             "folio": False,
             "byte_count": True,
             "offset": point.target.endswith("pread64"),
@@ -263,7 +273,7 @@ def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[s
         "fires_note": "; ".join(notes),
         "silent": fires == 0,
         "args": row["args"],
-        "sees": sees(p, row["args"]),
+        "sees": sees(p, row["args"], loop.workload),
         "is_copy_routine": is_copy_routine(p.target),
         "note": p.note,
         "overhead_ns": None,

@@ -161,7 +161,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                     "hook": hook, "body": "empty", "ns": o.get("delta_ns"),
                     "ci95": o.get("delta_ci95"), **({"error": o["error"]} if "error" in o else {}),
                 }  # fmt: skip
-    res["recommendations"] = recommend(res["points"])
+    res["recommendations"] = recommend(res["points"], workload)
     return res
 
 

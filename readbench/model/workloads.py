@@ -68,6 +68,7 @@ class Workload:
     page_multiple: bool = False  # size must be a multiple of the page size
     min_size: int = 1
     max_size: int | None = None  # beyond the matrix's own maximum
+    max_size_why: str = ""
     # sizes that show this workload's shape (the default matrix's block for it)
     shape_sizes: tuple[int, ...] = (64, 4 * KiB, 64 * KiB)
 
@@ -81,8 +82,7 @@ class Workload:
         if size < self.min_size:
             return f"workload {self.name} needs size >= {self.min_size} ({self.op})"
         if self.max_size is not None and size > self.max_size:
-            return (f"workload {self.name} needs size <= {self.max_size} ({self.op}: a pipe "
-                    "holds at most fs.pipe-max-size, 1 MiB by default)")  # fmt: skip
+            return f"workload {self.name} needs size <= {self.max_size} ({self.max_size_why})"
         if self.page_multiple and size % PAGE:
             return (f"workload {self.name} touches whole pages: size {size} must be a "
                     f"multiple of {PAGE} bytes")  # fmt: skip
@@ -209,6 +209,7 @@ REGISTRY: tuple[Workload, ...] = (
          Step("rw_verify_area", "vfs_splice_read"), _SYS),
         fs_op="splice_read", fs_caller="vfs_splice_read", copy=None, buffer_arg=False,
         user_buffer=False, max_size=MiB,
+        max_size_why="one op fills a pipe, which holds at most fs.pipe-max-size, 1 MiB by default",
     ),
 )  # fmt: skip
 

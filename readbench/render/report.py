@@ -298,12 +298,12 @@ def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) ->
         ci: dict[str, Any] = {}
         for body, hook in hooks_for(row).items():
             c = None
-            if hook and not hook.startswith("point:"):
+            if hook:  # readbench's own hooks and the counting program's `point:` hooks
                 c = claims.get(f"{w}/{size}/{parse(hook).name}")
             ns[body] = c["delta_ns"] if c else None
             ci[body] = c["delta_ci95"] if c else None
         row["overhead_ns"], row["overhead_ci95"] = ns, ci
-    atlas["recommendations"] = recommend(atlas.get("points", []))
+    atlas["recommendations"] = recommend(atlas.get("points", []), atlas.get("workload"))
     return atlas
 
 
