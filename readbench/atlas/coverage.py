@@ -30,7 +30,7 @@ from readbench.atlas.table import (
     read_side_tracepoints,
     sees,
 )
-from readbench.errors import MissingCapability
+from readbench.errors import MeasurementError, MissingCapability
 from readbench.kernel import btf, copyroutine, ksyms
 from readbench.measure.readloop import ReadLoop
 from readbench.model.hookspec import SYSCALL_NR
@@ -120,9 +120,16 @@ def coverage(
                 "buffered": rec.data is not None and not rec.needs_direct_io, "refused": None,
             }  # fmt: skip
             try:
-                loops[w] = ReadLoop(w, size, files.get(w), io_align=aligns.get(w, 0))
+                loop = ReadLoop(w, size, files.get(w), io_align=aligns.get(w, 0))
             except MissingCapability as e:
                 col["refused"] = str(e)
+            else:
+                try:
+                    loop.run(1)  # a kind whose reads fail here (RWF_NOWAIT on tmpfs) is a column
+                    loops[w] = loop  # with the reason, not the end of the matrix
+                except MeasurementError as e:
+                    loop.close()
+                    col["refused"] = f"its reads fail on this filesystem: {e}"
             col["ops_counted"] = min(rec.atlas_reads, MAX_OPS) if w in loops else 0
             cols.append(col)
         live = [w for w in kinds if w in loops]

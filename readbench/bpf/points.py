@@ -121,14 +121,15 @@ class PointHook:
 
     def snapshot(self) -> dict[str, Any]:
         """The BPF-stats side pass's view (as AttachedHook.snapshot): the one program's
-        run_cnt/run_time_ns (absolute, since load) and the count."""
+        run_cnt/run_time_ns (absolute, since load) and its firings (`fired`: a point may
+        fire any number of times per read, so the side pass's count check does not apply)."""
         assert self._obj is not None
         info = self.prog.info()
         return {
             "hook": f"point:{self.attach}:{self.group}/{self.target}",
             "tgid": self.tgid,
             "stats_enabled": self._stats_fd >= 0,
-            "count": self.fired(),
+            "fired": self.fired(),
             "programs": [{
                 "name": info.name.decode(), "type": lb.PROG_TYPES.get(info.type, str(info.type)),
                 "id": info.id, "role": "enter", "point": self.target, "run_cnt": info.run_cnt,

@@ -190,7 +190,7 @@ REGISTRY: tuple[Workload, ...] = (
     ),
     Workload(
         "mmap-fault", 10, "first touch of each page of size bytes of a mapping of evicted "
-        "pages (one major fault per page; MADV_RANDOM: no fault-around readahead)", (),
+        "pages (one page fault per page, which reads it: MADV_RANDOM, no readahead)", (),
         "mmap page fault", "mmap page-fault read", DATA_COLD, (),
         (Step("handle_mm_fault", "exc_page_fault", "syscall entry and exit",
               note="every user page fault, file-backed or anonymous"),

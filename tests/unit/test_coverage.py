@@ -127,3 +127,24 @@ def test_buffered_check_is_measured_not_assumed() -> None:
     assert chk["kinds"] == ["cached", "io_uring", "mmap-fault", "mmap-cached"]
     fewer = {**COV, "kinds": [k for k in KINDS if k["workload"] != "mmap-cached"]}
     assert buffered_check(fewer, chk["points"])["answer"] == "yes"
+
+
+def test_headline_phrases_come_from_the_registry_and_point_hooks_read_plainly() -> None:
+    from readbench.analysis.headline import sentence
+
+    c = {
+        "hook": "point:rawtp:io_uring/io_uring_submit_req",
+        "workload": "io_uring",
+        "size": 4096,
+        "delta_ns": 41.0,
+        "delta_ci95": [30.0, 72.0],
+        "overhead_pct": 9.8,
+        "significant": True,
+    }
+    assert sentence(c) == (
+        "a count raw tracepoint on io_uring_submit_req adds 41 ns (95% CI "
+        "30–72) to a 4 KiB cached io_uring read (+10%)"
+    )
+    c = {**c, "hook": "rawtp:sys_enter:empty", "workload": "mmap-fault"}
+    assert "to a 4 KiB mmap page-fault read" in sentence(c)
+    assert get("cached").phrase == "cached pread"  # the sentence the report always printed
