@@ -1,8 +1,11 @@
-/* point_counter.c — independent count of how often a kernel tracepoint fires per read() call,
- * to cross-check readbench's hook-point atlas (its own BPF program and libbpf loader: no
- * readbench code).
+/* point_counter.c — independent count of how often a kernel tracepoint or function fires per
+ * read() call, to cross-check readbench's hook-point atlas (its own BPF program and libbpf
+ * loader: no readbench code).
  *
- *   point_counter TRACEPOINT WORKLOAD FILE SIZE N
+ *   point_counter POINT WORKLOAD FILE SIZE N
+ *
+ * POINT: a tracepoint name (attached as a raw tracepoint), or fentry:FUNC / kprobe:FUNC for a
+ * kernel function.
  *
  * WORKLOAD:
  *   cached    pread(fd, buf, SIZE, 0) N times; FILE is read once first so it is resident
@@ -223,7 +226,8 @@ static int usage(const char *argv0, const char *why)
 {
 	if (why)
 		fprintf(stderr, "%s: %s\n", argv0, why);
-	fprintf(stderr, "usage: %s TRACEPOINT cached|uncached|pipe FILE SIZE N\n", argv0);
+	fprintf(stderr, "usage: %s [fentry:|kprobe:]POINT cached|uncached|pipe FILE SIZE N\n",
+		argv0);
 	return 2;
 }
 
@@ -243,13 +247,18 @@ int main(int argc, char **argv)
 	if (argc != 6)
 		return usage(argv[0], NULL);
 	const char *tp = argv[1], *wname = argv[2], *path = argv[3];
+	const char *how = "raw_tp";
+	if (!strncmp(tp, "fentry:", 7) || !strncmp(tp, "kprobe:", 7)) {
+		how = !strncmp(tp, "fentry:", 7) ? "fentry" : "kprobe";
+		tp += 7;
+	}
 	long size_l, n;
 	if (parse_pos(argv[4], &size_l) || parse_pos(argv[5], &n))
 		return usage(argv[0], "SIZE and N must be positive integers");
 	/* tracepoint names are C identifiers; checking keeps the JSON below unescaped */
 	if (!*tp || strspn(tp, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
 			    strlen(tp))
-		return usage(argv[0], "TRACEPOINT must be a tracepoint name like sys_enter");
+		return usage(argv[0], "POINT must be a tracepoint or function name like sys_enter");
 
 	struct ctx c = {.size = (size_t)size_l, .writer = -1};
 	if (!strcmp(wname, "cached"))
@@ -364,6 +373,17 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	skel->rodata->target_tgid = (__u32)getpid();
+	struct bpf_program *prog = !strcmp(how, "fentry") ? skel->progs.pc_fentry
+				   : !strcmp(how, "kprobe") ? skel->progs.pc_kprobe
+							    : skel->progs.pc_count;
+	/* load only the program asked for: the others may be refused on this kernel */
+	bpf_program__set_autoload(skel->progs.pc_count, prog == skel->progs.pc_count);
+	bpf_program__set_autoload(skel->progs.pc_fentry, prog == skel->progs.pc_fentry);
+	bpf_program__set_autoload(skel->progs.pc_kprobe, prog == skel->progs.pc_kprobe);
+	if (prog == skel->progs.pc_fentry && bpf_program__set_attach_target(prog, 0, tp)) {
+		fprintf(stderr, "fentry target %s: %s\n", tp, strerror(errno));
+		return 3;
+	}
 	int err = point_counter_bpf__load(skel);
 	if (err) {
 		char msg[256];
@@ -375,12 +395,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "the kernel did not mmap the program's .bss\n");
 		return 3;
 	}
-	struct bpf_link *link = bpf_program__attach_raw_tracepoint(skel->progs.pc_count, tp);
+	struct bpf_link *link = prog == skel->progs.pc_count
+					? bpf_program__attach_raw_tracepoint(prog, tp)
+				: prog == skel->progs.pc_kprobe ? bpf_program__attach_kprobe(prog, false, tp)
+								: bpf_program__attach(prog);
 	if (!link) {
 		int e = errno;
 		char msg[256];
 		libbpf_strerror(-e, msg, sizeof(msg));
-		fprintf(stderr, "attach raw_tp to %s: %s\n", tp, msg);
+		fprintf(stderr, "attach %s to %s: %s\n", how, tp, msg);
 		return 3;
 	}
 
@@ -399,18 +422,19 @@ int main(int argc, char **argv)
 	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info);
 	long long misses = -1;
-	if (!bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.pc_count), &info, &len))
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 		misses = (long long)info.recursion_misses;
 
 	if (c.writer > 0) {
 		kill(c.writer, SIGKILL);
 		waitpid(c.writer, NULL, 0);
 	}
-	printf("{\"tracepoint\": \"%s\", \"workload\": \"%s\", \"size\": %zu, \"ops\": %ld, "
+	printf("{\"tracepoint\": \"%s\", \"attach\": \"%s\", \"workload\": \"%s\", "
+	       "\"size\": %zu, \"ops\": %ld, "
 	       "\"read_calls\": %ld, \"count\": %llu, \"per_read_call\": %.17g, "
 	       "\"count_in_read\": %llu, \"in_read_per_read_call\": %.17g, "
 	       "\"recursion_misses\": %lld, \"pid\": %d}\n",
-	       tp, wname, c.size, n, c.read_calls, count, (double)count / (double)c.read_calls,
+	       tp, how, wname, c.size, n, c.read_calls, count, (double)count / (double)c.read_calls,
 	       in_read, (double)in_read / (double)c.read_calls, misses, (int)getpid());
 	point_counter_bpf__destroy(skel);
 	return 0;

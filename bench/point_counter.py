@@ -1,12 +1,14 @@
-"""How many times a kernel tracepoint fires per read() call, counted independently of readbench.
+"""How many times a kernel tracepoint or function fires per read() call, counted
+independently of readbench.
 
-An independent cross-check of the hook-point atlas's fires-per-read column: its own raw_tp
-program (bench/point_counter.bpf.c) and its own libbpf loader and read loops
-(bench/point_counter.c); from readbench only the build cache location and tool lookup.
+An independent cross-check of the hook-point atlas's fires-per-read column: its own raw_tp,
+fentry and kprobe programs (bench/point_counter.bpf.c) and its own libbpf loader and read
+loops (bench/point_counter.c); from readbench only the build cache location and tool lookup.
 
     sudo python bench/point_counter.py sys_enter cached --size 64 -n 10000
     sudo python bench/point_counter.py mm_filemap_add_to_page_cache uncached --size 4096 -n 200
     sudo python bench/point_counter.py io_uring_submit_req io_uring --size 4096 -n 2000
+    sudo python bench/point_counter.py fentry:vfs_read pipe --size 64 -n 2000
 """
 
 from __future__ import annotations
@@ -77,7 +79,10 @@ def count(tracepoint: str, workload: str, path: Path | None, size: int, n: int) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("tracepoint", help="tracepoint name, e.g. sys_enter, mm_filemap_get_pages")
+    ap.add_argument(
+        "tracepoint",
+        help="a tracepoint (sys_enter, mm_filemap_get_pages) or fentry:FUNC, kprobe:FUNC",
+    )
     ap.add_argument("workload", choices=WORKLOADS)
     ap.add_argument("--file", type=Path, default=None, help="data file (default: made in ~/.cache)")
     ap.add_argument("--size", type=int, default=64, help="bytes per operation")

@@ -167,4 +167,4 @@ def trial(attach: str, target: str, group: str = "") -> dict[str, Any]:
         with PointHook(attach, target, group, tgid=NO_TGID):
             return {"available": True, "reason": f"loaded and attached {attach} on {target}"}
     except lb.LibbpfError as e:
-        return {"available": False, "reason": refusal(attach, e)}
+        return {"available": False, "reason": refusal(attach, e, target)}

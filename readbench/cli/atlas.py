@@ -110,10 +110,24 @@ def collect_coverage(args: argparse.Namespace) -> dict[str, Any]:
                               "ci95": o.get("delta_ci95"), "error": o.get("error")}  # fmt: skip
     cov["overheads"] = overheads
     cov["recommendation"] = coverage_recommendation(cov, overheads)
+    _note_virtualization(cov)
     cov["buffered_check"] = buffered_check(
         cov, ("filemap/mm_filemap_get_pages", "filemap/mm_filemap_fault")
     )
     return cov
+
+
+def _note_virtualization(res: dict[str, Any]) -> None:
+    """Record whether this kernel runs emulated (a guest under TCG): counts, attachability and
+    arguments stay facts there, times do not."""
+    import sys
+
+    from readbench.kernel import cpu
+    from readbench.measure import machine
+
+    res["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
+    if res["virtualization"]["emulated"]:
+        print(f"readbench: note: {machine.EMULATED_NOTE}", file=sys.stderr)
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,6 +176,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
                     "ci95": o.get("delta_ci95"), **({"error": o["error"]} if "error" in o else {}),
                 }  # fmt: skip
     res["recommendations"] = recommend(res["points"], workload)
+    _note_virtualization(res)
     return res
 
 

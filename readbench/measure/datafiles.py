@@ -16,6 +16,7 @@ from pathlib import Path
 
 from readbench.errors import BadInput
 from readbench.model.workloads import DATA_CACHED, DATA_STREAM, NEEDS_DIRECT_IO, NEEDS_EVICTION, get
+from readbench.store.cache import cache_home
 
 MiB = 1024 * 1024
 CACHED_BYTES = 4 * MiB  # >= 2 × the largest default size
@@ -29,8 +30,9 @@ NO_PAGECACHE_FS = {"tmpfs", "ramfs", "devtmpfs", "hugetlbfs", "rootfs"}
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "readbench" / "data"
+    """READBENCH_DATA_DIR, else the cache's data/ (a guest sets it to its ext4 disk)."""
+    env = os.environ.get("READBENCH_DATA_DIR")
+    return Path(env) if env else cache_home() / "data"
 
 
 def llc_bytes() -> int:

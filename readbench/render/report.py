@@ -136,6 +136,11 @@ def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
     return run_cnt, run_ns, bool(after)
 
 
+def perf_side_files(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's perf/ side files (one per baseline cell), with the cell's fields."""
+    return _side_files(Path(run_dir), "perf")
+
+
 def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split each hooked cell's Δ into BPF program time and mechanism time.
 
@@ -197,7 +202,9 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
     # the kernel's view (copy_flags) decides the copy routine; /proc/cpuinfo flags otherwise
     kview = cpu.get("copy_flags") if isinstance(cpu.get("copy_flags"), dict) else {}
     key_flags = [(f, bool(kview[f]) if f in kview else f in flags) for f in KEY_FLAGS]
-    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(probe.get("virtualization"))
+    virt = probe.get("virtualization") if isinstance(probe.get("virtualization"), dict) else {}
+    guest = virt.get("guest") if isinstance(virt.get("guest"), dict) else {}
+    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(virt.get("hypervisor"))
     kcheck = (
         routine.get("kallsyms_check") if isinstance(routine.get("kallsyms_check"), dict) else {}
     )
@@ -216,6 +223,13 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
         "hw_counters": perf.get("hardware_counters"),
         "perf_reason": perf.get("reason"),
         "vm": vm,
+        # a TCG guest: every time is emulated (readbench guest records how it booted)
+        "emulated": bool(virt.get("emulated")),
+        "accel": virt.get("accel"),
+        "accel_reason": guest.get("accel_reason"),
+        "guest_cpu": guest.get("cpu_model"),
+        "guest_clearcpuid": guest.get("clearcpuid") or [],
+        "guest_host": guest.get("host"),
         "attach": [
             (str(k), v.get("available"), v.get("reason", ""))
             for k, v in (attach.items() if isinstance(attach, dict) else [])
@@ -233,7 +247,7 @@ def build_context(
 ) -> dict[str, Any]:
     alpha, margin = analysis["alpha"], analysis["margin"]
     comps, aa = analysis["comparisons"], analysis["aa"]
-    perf = _side_files(run_dir, "perf")
+    perf = perf_side_files(run_dir)
     for p in perf:
         # unsupported counters have no value: listing them as 0 would be a made-up number
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]

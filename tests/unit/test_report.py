@@ -204,3 +204,14 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     r = {x["cell"]: x for x in report.bpf_rows(run, a["comparisons"])}[r["cell"]]
     assert r["floor_ns_per_run"] is None and r["program_ns"] == pytest.approx(29.0)
     assert "no floor" in report.write_report(run, tmp_path / "rep").read_text()
+
+
+def test_an_emulated_run_says_so_on_top(tmp_path: Path) -> None:
+    """A run from a TCG guest: the page opens with the emulated-times banner, naming the CPU
+    model the guest was booted with; a hardware run's page has no such banner."""
+    run = write_run(tmp_path / "tcg", sizes=(64,), processes=8, aa=False, emulated=True)
+    page = report.write_report(run, tmp_path / "rep").read_text()
+    assert "EMULATED TIMES" in page and "-cpu max" in page
+    assert page.index("EMULATED TIMES") < page.index('id="answer"')
+    hw = write_run(tmp_path / "hw", sizes=(64,), processes=8, aa=False)
+    assert "EMULATED TIMES" not in report.write_report(hw, tmp_path / "rep").read_text()
