@@ -25,21 +25,30 @@ from readbench.errors import MissingCapability
 from readbench.kernel import btf, copyroutine, ksyms
 from readbench.kernel.tracefs import ensure_tracefs, events_dir
 from readbench.measure.readloop import ReadLoop
+from readbench.model.workloads import get
 
-READS = {"cached": 2000, "cached-stream": 2000, "pipe": 2000, "uncached": 200, "direct": 200}
 
-
-def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
+def sees(
+    point: Point, args: list[dict[str, str]] | None, workload: str | None = None
+) -> dict[str, Any]:
     """What the arguments give a program access to, from their C types (and, for the
-    syscall tracepoints, from the registers the pt_regs argument holds)."""
+    syscall tracepoints, from the registers the pt_regs argument holds: for `workload`'s
+    syscall, whose first argument may be no file's fd and second no buffer)."""
     types = " ".join(a["type"] for a in args or [])
     names = {a["name"] for a in args or []}
     exit_side = point.target.startswith("sys_exit")
     if point.group in ("raw_syscalls", "syscalls"):
+        w = get(workload) if workload else None
+        fd = w is None or (w.fd_arg and bool(w.syscalls))
+        buf = w is None or (w.buffer_arg and bool(w.syscalls))
         return {
-            "file": "fd number only (the struct file via current->files, a BTF walk)",
-            "user_buffer": True,
-            "data": "after the copy, in the user buffer (exit side)" if exit_side else False,
+            "file": "fd number only (the struct file via current->files, a BTF walk)"
+            if fd
+            else False,
+            "user_buffer": buf,
+            "data": "after the copy, in the user buffer (exit side)"
+            if exit_side and buf
+            else False,
             "folio": False,
             "byte_count": True,
             "offset": point.target.endswith("pread64"),
@@ -47,9 +56,9 @@ def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
         }
     data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
     data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
-    file = next((t for t in ("struct file *", "struct kiocb *", "struct address_space *",
-                             "struct dentry *", "struct path *", "struct inode *") if t in types),
-                None)  # fmt: skip
+    file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
+                             "struct address_space *", "struct dentry *", "struct path *",
+                             "struct inode *") if t in types), None)  # fmt: skip
     return {
         "file": file or False,
         "user_buffer": "iov_iter" in types or "buf" in names,
@@ -106,19 +115,22 @@ def _tracepoint_row(p: Point, b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
     return {"presence": "present", "args": args, "attach": attach}
 
 
-def read_side_tracepoints() -> list[Point]:
+LAYER_OF_GROUP = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
+                  "iomap": "block and device wait", "block": "block and device wait",
+                  "ext4": "filesystem read_iter", "io_uring": "syscall entry and exit"}  # fmt: skip
+
+
+def read_side_tracepoints(groups: tuple[str, ...] = READ_SIDE_GROUPS) -> list[Point]:
     """Every tracepoint of the read-side groups this kernel has (tracefs, mounted privately)."""
     ensure_tracefs()
     ev = events_dir()
     if ev is None:
         return []
     out = []
-    for g in READ_SIDE_GROUPS:
+    for g in groups:
         d = ev / g
         if d.is_dir():
-            layer = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
-                     "iomap": "block and device wait", "block": "block and device wait",
-                     "ext4": "filesystem read_iter"}[g]  # fmt: skip
+            layer = LAYER_OF_GROUP[g]
             out += [Point(e.name, "tracepoint", layer, g != "ext4", g)
                     for e in sorted(d.iterdir()) if (e / "format").exists()]  # fmt: skip
     return out
@@ -149,19 +161,23 @@ def _bpf_fires(p: Point, loop: ReadLoop, reads: int) -> bool:
 
 
 def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
-    """(function, note): the data file's (or a pipe's) f_op->read_iter, read from the open
-    file by BPF (readbench.bpf.fileops); a placeholder name and the reason when it cannot be
-    read, so the row says so instead of guessing."""
+    """(function, note): the f_op function the workload's read calls (read_iter, or
+    splice_read for splice) of its data file (or a pipe), read from the open file by BPF
+    (readbench.bpf.fileops); a placeholder name and the reason when it cannot be read, so
+    the row says so instead of guessing. ('', why) for a read that calls no f_op (mmap)."""
     from readbench.bpf.fileops import file_operations
 
+    w = get(workload)
+    if w.fs_op is None:
+        return "", f"{workload}: {w.op}; no f_op read function is called per read"
     try:
-        ops = file_operations(None if workload == "pipe" else data_file)
+        ops = file_operations(None if w.data is None else data_file)
     except (MissingCapability, OSError) as e:
-        return "f_op->read_iter (unknown)", f"not read from the file: {e}"
-    fn = ops.get("read_iter") or ops.get("read")
+        return f"f_op->{w.fs_op} (unknown)", f"not read from the file: {e}"
+    fn = ops.get(w.fs_op) or (ops.get("read") if w.fs_op == "read_iter" else None)
     if not fn:
-        return "f_op->read_iter (none)", f"{ops['fs_type']}: the file has no read function"
-    via = "read_iter" if ops.get("read_iter") else "read"
+        return f"f_op->{w.fs_op} (none)", f"{ops['fs_type']}: the file has no {w.fs_op}"
+    via = w.fs_op if ops.get(w.fs_op) else "read"
     return fn, f"this file's f_op->{via} ({ops['fs_type']}), read from the open file by BPF"
 
 
@@ -175,7 +191,7 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
     read_fn, read_note = _read_function(workload, data_file)
     points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)
     rows = []
-    reads = READS[workload]
+    reads = get(workload).atlas_reads
     with ReadLoop(workload, size, data_file) as loop:
         tr = _Trials(loop, reads)
         for p in points:
@@ -188,12 +204,12 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
                                   for t in probe.FUNCTION_TYPES}}  # fmt: skip
             else:
                 row = _function_row(p, syms, b, tr)
-            rows.append(_finish(p, row))
+            rows.append(_finish(p, row, workload))
         # The read-side tracepoints: every one this kernel has is screened at once by perf's
         # tracepoint counters (no BPF load each), and those that fire on this workload are
         # tried and counted like any other point.
         for p in _firing(read_side_tracepoints(), loop, reads):
-            rows.append(_finish(p, _tracepoint_row(p, b, tr)))
+            rows.append(_finish(p, _tracepoint_row(p, b, tr), workload))
     explain_silent(rows, points, _CallChecker())
     return {
         "workload": workload,
@@ -240,7 +256,7 @@ class _CallChecker:
         return False
 
 
-def _finish(p: Point, row: dict[str, Any]) -> dict[str, Any]:
+def _finish(p: Point, row: dict[str, Any], workload: str) -> dict[str, Any]:
     """The row's count: its primary type's (`atlas.points.ORDER`); every type that attached
     counted the same reads, so `fires_by_attach` shows they agree (a zero is never one attach
     mechanism's artefact) and gives the control types their own count."""
@@ -252,7 +268,8 @@ def _finish(p: Point, row: dict[str, Any]) -> dict[str, Any]:
         by_attach[t] = v.pop("per_read")
         notes.append(f"counted with {t}: {v.pop('count')} firings in {v.pop('read_calls')} "
                      "read calls")  # fmt: skip
-        v.pop("via", None)
+        for k in ("via", "ops", "per_op"):
+            v.pop(k, None)
     if not avail:
         notes.append("no attach type is permitted here, so nothing can count it: " + "; ".join(
             f"{t}: {a['reason']}" for t, a in row["attach"].items()
@@ -271,7 +288,7 @@ def _finish(p: Point, row: dict[str, Any]) -> dict[str, Any]:
         "fires_note": "; ".join(notes),
         "silent": fires == 0,
         "args": row["args"],
-        "sees": sees(p, row["args"]),
+        "sees": sees(p, row["args"], workload),
         "is_copy_routine": is_copy_routine(p.target),
         "note": p.note,
         "overhead_ns": None,

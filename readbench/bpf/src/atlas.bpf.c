@@ -14,21 +14,30 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The sole content of .rodata (the loader packs it as "=IIq"). `only_sys`: 1 on sys_enter,
+/* The sole content of .rodata (the loader packs it as "=IIqI"). `only_sys`: 1 on sys_enter,
  * 2 on sys_exit: count only syscall `nr` there, so the reads are counted and not the
  * harness's other syscalls (an uncached batch's fadvise and mincore). */
 const volatile struct {
 	__u32 tgid;
 	__u32 only_sys;
 	__s64 nr;
+	__u32 gated; /* count only while cnt.gate is 1 (the read loop's timed window) */
 } cfg = {};
 
-__u64 fired = 0;
+/* In .bss, mmapped by the loader: it reads `fired`, and the C read loop writes `gate` (1
+ * inside its timed loops, 0 in the untimed pauses: an eviction, a pipe drain). */
+struct {
+	__u64 fired;
+	__u32 gate;
+} cnt = {};
 
 static __always_inline int hit(void)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == cfg.tgid)
-		__sync_fetch_and_add(&fired, 1);
+	if ((bpf_get_current_pid_tgid() >> 32) != cfg.tgid)
+		return 0;
+	if (cfg.gated && !*(volatile __u32 *)&cnt.gate)
+		return 0;
+	__sync_fetch_and_add(&cnt.fired, 1);
 	return 0;
 }
 
