@@ -14,6 +14,13 @@
  *             open. FILE must hold N strides.
  *   pipe      a forked child writes a pattern into a pipe forever; an op is read() calls until
  *             SIZE bytes arrived (FILE is ignored: pass "-")
+ *   readv     preadv(fd, two iovecs halving SIZE, 0) of a resident FILE
+ *   io_uring  one IORING_OP_READ of SIZE at 0 (liburing: prep, submit_and_wait, cqe_seen)
+ *   io_uring-fixed  the same with IORING_OP_READ_FIXED into a registered buffer
+ *   mmap-fault first touch of SIZE/4096 pages of an evicted mapping per op (MADV_RANDOM; the
+ *             whole file is unmapped from the page tables and dropped before each op)
+ *   splice    splice(fd, &0, pipe, SIZE) of a resident FILE; the pipe is emptied (read into a
+ *             scratch buffer, outside phase 2) after each op
  *
  * Warm up first, then attach the raw_tp program to TRACEPOINT, do the N operations, read the
  * counter (mmapped .bss, no syscall), detach. Prints one JSON object:
@@ -31,19 +38,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <liburing.h>
 
 #include "point_counter.skel.h"
 
 #define PAGE 4096UL
 
-enum workload { CACHED, UNCACHED, PIPE };
+enum workload { CACHED, UNCACHED, PIPE, READV, URING, URING_FIXED, MMAP_FAULT, SPLICE };
 
 struct ctx {
 	enum workload wl;
@@ -55,6 +65,11 @@ struct ctx {
 	long slots;	   /* uncached: strides the file holds */
 	volatile __u32 *phase; /* the BPF program's counting switch (mmapped .bss) */
 	long read_calls;
+	struct io_uring ring;  /* io_uring workloads */
+	char *map;             /* mmap-fault: the mapping */
+	size_t map_len;
+	int pfd[2];            /* splice: the pipe */
+	char *scratch;         /* splice: where the pipe is emptied */
 };
 
 static void set_phase(struct ctx *c, __u32 p)
@@ -95,6 +110,81 @@ static void op(struct ctx *c, long i)
 			die_io("posix_fadvise(DONTNEED)");
 		xpread(c, (off_t)(i % c->slots) * (off_t)c->stride);
 		break;
+	case READV: {
+		struct iovec v[2] = {{c->buf, c->size / 2}, {c->buf + c->size / 2, c->size - c->size / 2}};
+		set_phase(c, 2);
+		ssize_t r = preadv(c->fd, v, 2, 0);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (r != (ssize_t)c->size) {
+			if (r >= 0)
+				errno = EIO;
+			die_io("preadv");
+		}
+		break;
+	}
+	case URING:
+	case URING_FIXED: {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+		if (!sqe) {
+			errno = EBUSY;
+			die_io("io_uring_get_sqe");
+		}
+		if (c->wl == URING)
+			io_uring_prep_read(sqe, c->fd, c->buf, (unsigned)c->size, 0);
+		else
+			io_uring_prep_read_fixed(sqe, c->fd, c->buf, (unsigned)c->size, 0, 0);
+		set_phase(c, 2);
+		int e = io_uring_submit_and_wait(&c->ring, 1);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (e < 0) {
+			errno = -e;
+			die_io("io_uring_submit_and_wait");
+		}
+		struct io_uring_cqe *cqe;
+		e = io_uring_peek_cqe(&c->ring, &cqe);
+		if (e < 0 || cqe->res != (int)c->size) {
+			errno = e < 0 ? -e : (cqe->res < 0 ? -cqe->res : EIO);
+			die_io("io_uring read");
+		}
+		io_uring_cqe_seen(&c->ring, cqe);
+		break;
+	}
+	case MMAP_FAULT: {
+		long slot = i % c->slots;
+		if (madvise(c->map, c->map_len, MADV_DONTNEED) ||
+		    posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED))
+			die_io("evicting the mapping");
+		volatile char sink = 0;
+		char *base = c->map + (size_t)slot * c->size;
+		set_phase(c, 2);
+		for (size_t off = 0; off < c->size; off += PAGE)
+			sink += base[off];
+		set_phase(c, 1);
+		(void)sink;
+		c->read_calls++;
+		break;
+	}
+	case SPLICE: {
+		loff_t off = 0;
+		set_phase(c, 2);
+		ssize_t r = splice(c->fd, &off, c->pfd[1], NULL, c->size, 0);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (r != (ssize_t)c->size) {
+			if (r >= 0)
+				errno = EIO;
+			die_io("splice");
+		}
+		for (size_t got = 0; got < c->size;) {
+			ssize_t n = read(c->pfd[0], c->scratch, c->size - got);
+			if (n <= 0)
+				die_io("emptying the pipe");
+			got += (size_t)n;
+		}
+		break;
+	}
 	case PIPE:
 		for (size_t got = 0; got < c->size;) {
 			set_phase(c, 2);
@@ -177,8 +267,21 @@ int main(int argc, char **argv)
 		c.wl = UNCACHED;
 	else if (!strcmp(wname, "pipe"))
 		c.wl = PIPE;
+	else if (!strcmp(wname, "readv"))
+		c.wl = READV;
+	else if (!strcmp(wname, "io_uring"))
+		c.wl = URING;
+	else if (!strcmp(wname, "io_uring-fixed"))
+		c.wl = URING_FIXED;
+	else if (!strcmp(wname, "mmap-fault"))
+		c.wl = MMAP_FAULT;
+	else if (!strcmp(wname, "splice"))
+		c.wl = SPLICE;
 	else
-		return usage(argv[0], "WORKLOAD must be cached, uncached or pipe");
+		return usage(argv[0], "WORKLOAD must be cached, uncached, pipe, readv, io_uring, "
+			     "io_uring-fixed, mmap-fault or splice");
+	if (c.wl == MMAP_FAULT && c.size % PAGE)
+		return usage(argv[0], "mmap-fault: SIZE must be a multiple of 4096");
 
 	c.buf = aligned_alloc(PAGE, (c.size + PAGE - 1) / PAGE * PAGE);
 	if (!c.buf)
@@ -205,7 +308,7 @@ int main(int argc, char **argv)
 				(long long)st.st_size, c.size);
 			return 2;
 		}
-		if (c.wl == CACHED) {
+		if (c.wl != UNCACHED && c.wl != MMAP_FAULT) {
 			/* read it all once: every later pread is a page-cache hit */
 			for (off_t off = 0; off < st.st_size; off += (off_t)c.size)
 				if (pread(c.fd, c.buf, c.size, off) < 0)
@@ -225,6 +328,37 @@ int main(int argc, char **argv)
 				die_io("posix_fadvise(RANDOM)");
 			if (fdatasync(c.fd))
 				die_io("fdatasync");
+			if (c.wl == MMAP_FAULT) {
+				c.map_len = (size_t)st.st_size / PAGE * PAGE;
+				c.map = mmap(NULL, c.map_len, PROT_READ, MAP_SHARED, c.fd, 0);
+				if (c.map == MAP_FAILED)
+					die_io("mmap");
+				if (madvise(c.map, c.map_len, MADV_RANDOM))
+					die_io("madvise(RANDOM)");
+				c.stride = c.size;
+				c.slots = (long)(c.map_len / c.size);
+			}
+		}
+		if (c.wl == URING || c.wl == URING_FIXED) {
+			int e = io_uring_queue_init(4, &c.ring, 0);
+			if (e) {
+				fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-e));
+				return 3;
+			}
+			struct iovec v = {c.buf, c.size};
+			if (c.wl == URING_FIXED && (e = io_uring_register_buffers(&c.ring, &v, 1))) {
+				fprintf(stderr, "io_uring_register_buffers: %s\n", strerror(-e));
+				return 3;
+			}
+		}
+		if (c.wl == SPLICE) {
+			if (pipe2(c.pfd, O_CLOEXEC))
+				die_io("pipe2");
+			if (fcntl(c.pfd[1], F_SETPIPE_SZ, 1 << 20) < 0)
+				die_io("F_SETPIPE_SZ");
+			c.scratch = malloc(c.size);
+			if (!c.scratch)
+				die_io("malloc");
 		}
 	}
 

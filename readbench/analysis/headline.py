@@ -17,7 +17,7 @@ from typing import Any
 
 from readbench.errors import BadInput
 from readbench.model.hookspec import parse
-from readbench.model.workloads import SYSCALL_OF
+from readbench.model.workloads import BY_NAME
 
 _KIND = {
     "rawtp": "raw tracepoint",
@@ -28,8 +28,6 @@ _KIND = {
     "kprobe": "kprobe",
     "kretprobe": "kretprobe",
 }
-_OP = {"cached": "cached", "cached-stream": "streaming cached", "uncached": "uncached",
-       "direct": "O_DIRECT", "pipe": "pipe"}  # fmt: skip
 RULE = (
     "per workload: the empty-body hooks at the smallest hooked size, ranked by the upper end "
     "of Δ's 95 % interval, then by Δ; a claim measured faster with its hook (a confound) is "
@@ -63,8 +61,8 @@ def sentence(c: dict[str, Any]) -> str:
         what = f"{body} {_KIND[spec.attach]} on {spec.target.split('/')[-1]}"
     except BadInput:  # a hook name this version does not know (an older or foreign run)
         what = f"the hook {c['hook']}"
-    call = SYSCALL_OF.get(c["workload"], "read").replace("64", "")
-    op = f"a {_size(c['size'])} {_OP.get(c['workload'], c['workload'])} {call}"
+    w = BY_NAME.get(c["workload"])
+    op = f"a {_size(c['size'])} {w.phrase if w else c['workload'] + ' read'}"
     ci = c.get("delta_ci95")
     ci_txt = f" (95% CI {_range(ci[0], ci[1])})" if ci else ""
     pct = f"{c['overhead_pct']:+.0f}%" if abs(c["overhead_pct"]) >= 1 else (

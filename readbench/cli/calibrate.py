@@ -110,10 +110,13 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     size = parse_size(args.size, "--size")
     effects_pct = numbers_of(args.effects, "--effects", 0, 100) if args.effects else None
     multiples = numbers_of(args.mde_multiples, "--mde-multiples", 0, 20)
-    if workload in ("uncached", "direct"):
+    from readbench.model.workloads import REGISTRY, get
+
+    if not get(workload).calibrate:
+        ok = ", ".join(w.name for w in REGISTRY if w.calibrate)
         raise BadInput(
             f"--workload {workload}: calibrate needs a workload whose op time is stable "
-            "between batches (cached, cached-stream, pipe)"
+            f"between batches ({ok})"
         )
     d_procs, d_pairs, d_time, d_claims = default_design(workload)
     procs = args.processes or d_procs

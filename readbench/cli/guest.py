@@ -162,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         f"exited {res.returncode} after {res.seconds:.1f} s (boot included); console log "
         f"{res.console_log}"
     )
+    if res.returncode == 125:
+        say("the guest never reached user space, twice: read the console log")
+        return 1
     if res.returncode == 255:
         say(
             "the guest stopped without the command's exit status (kernel panic, QEMU error or "

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from readbench.errors import BadInput
-from readbench.model.workloads import NEEDS_DIRECT_IO, NEEDS_EVICTION
+from readbench.model.workloads import DATA_CACHED, DATA_STREAM, NEEDS_DIRECT_IO, NEEDS_EVICTION, get
 from readbench.store.cache import cache_home
 
 MiB = 1024 * 1024
@@ -56,12 +56,14 @@ def stream_bytes() -> int:
 
 
 def file_for(data_dir: Path, workload: str) -> tuple[Path | None, int]:
-    """(path, size) of the data file a workload reads; (None, 0) for pipe."""
-    if workload == "pipe":
+    """(path, size) of the data file a workload reads (its record's `data`); (None, 0) for
+    none (pipe)."""
+    kind = get(workload).data
+    if kind is None:
         return None, 0
-    if workload == "cached":
+    if kind == DATA_CACHED:
         return data_dir / "cached-4MiB.dat", CACHED_BYTES
-    if workload == "cached-stream":
+    if kind == DATA_STREAM:
         n = stream_bytes()
         return data_dir / f"stream-{n // MiB}MiB.dat", n
     return data_dir / f"cold-{COLD_BYTES // MiB}MiB.dat", COLD_BYTES

@@ -43,7 +43,7 @@ SETTLE_FRACTION = 0.25  # settling batch after a toggle, as a fraction of a valu
 # pipe read (tests/system/test_paired.py counts 0 per read). A real link, real attach and
 # detach (RCU, static keys, text patching land where a hook's would), and nothing in the
 # timed path: an A/A false positive then measures toggling's side effects, not nothing.
-SHAM_HOOKS = {"rawtp": "point:rawtp:task_rename", "tp": "point:tp:task/task_rename"}
+SHAM_HOOKS = {"rawtp": "point:rawtp:task/task_rename", "tp": "point:tp:task/task_rename"}
 
 
 def sham_hook(attach_types: dict[str, Any], root: bool) -> tuple[str, str]:

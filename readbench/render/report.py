@@ -16,7 +16,7 @@ import jinja2
 
 from readbench.analysis.stats import analyze_loaded
 from readbench.atlas.points import hooks_for
-from readbench.atlas.recommend import recommend
+from readbench.atlas.recommend import coverage_recommendation, recommend, sees_kind
 from readbench.kernel.cpu import COPY_FLAGS
 from readbench.model.hookspec import parse
 from readbench.model.matrix import parse_cell_name
@@ -253,6 +253,8 @@ def build_context(
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
     calibration = read_side_json(run_dir / "calibration.json")
     atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
+    cov = read_side_json(run_dir / "coverage.json")
+    cov = coverage_with_run_overheads(cov, analysis) if isinstance(cov, dict) else None
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
@@ -267,6 +269,7 @@ def build_context(
         "copysweep": figures.copy_strategies(copy_results),
         "progmech": figures.program_vs_mechanism(bpf),
         "aa": figures.aa_forest(aa, analysis.get("aa_uncorrected_rate"), alpha),
+        "coverage": figures.coverage_heatmap(cov),
     }
     m = machine_info(manifest)
     counters_hw = [c["hardware"] for p in perf for c in p["counter_list"]]
@@ -289,6 +292,7 @@ def build_context(
         "bpf": bpf,
         "calibration": calibration if isinstance(calibration, dict) else None,
         "atlases": atlases,
+        "coverage": cov,
         "anatomy_rows": [p for p in perf if isinstance(p.get("anatomy"), dict)],
         "figs": figs,
         "alpha": alpha,
@@ -308,13 +312,40 @@ def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) ->
         ci: dict[str, Any] = {}
         for body, hook in hooks_for(row).items():
             c = None
-            if hook and not hook.startswith("point:"):
+            if hook:  # readbench's own hooks and the counting program's `point:` hooks
                 c = claims.get(f"{w}/{size}/{parse(hook).name}")
             ns[body] = c["delta_ns"] if c else None
             ci[body] = c["delta_ci95"] if c else None
         row["overhead_ns"], row["overhead_ci95"] = ns, ci
-    atlas["recommendations"] = recommend(atlas.get("points", []))
+    atlas["recommendations"] = recommend(atlas.get("points", []), atlas.get("workload"))
     return atlas
+
+
+def coverage_with_run_overheads(cov: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    """The run's coverage matrix, its recommendation costed with the run's own paired claims:
+    a point's counting program (`point:VIA:GROUP/TARGET`), or readbench's empty hook on the
+    raw syscall tracepoints, measured at the coverage's size on a read kind the point sees."""
+    kinds = {k["workload"]: k for k in cov.get("kinds", [])}
+    claims = [c for c in analysis.get("comparisons", []) if c.get("size") == cov.get("size")]
+    overheads: dict[str, dict[str, Any]] = dict(cov.get("overheads") or {})
+    for r in cov.get("points", []):
+        via = r.get("via")
+        if not via or r["key"] in overheads:
+            continue
+        names = {f"point:{via}:{r.get('group') or ''}/{r['target']}"}
+        if r.get("group") == "raw_syscalls":
+            names.add(f"{via}:{r['target']}:empty")
+        for c in sorted(claims, key=lambda c: c.get("delta_ci95", [0, 0])[1] or 0):
+            k = kinds.get(c["workload"])
+            if c.get("hook") in names and k and sees_kind(r, k) and c.get("delta_ns") is not None:
+                overheads[r["key"]] = {
+                    "hook": c["hook"], "on": c["workload"], "ns": c["delta_ns"],
+                    "ci95": c.get("delta_ci95"),
+                }  # fmt: skip
+                break
+    cov["overheads"] = overheads
+    cov["recommendation"] = coverage_recommendation(cov, overheads)
+    return cov
 
 
 def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:

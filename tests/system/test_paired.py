@@ -175,7 +175,7 @@ def test_calibrate_json_contract(rawtp: None, data_dir: Path, tmp_path: Path) ->
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)
     assert {"alpha", "seconds", "aa", "mde_check", "mde_pct", "family_size", "level"} <= set(c)
-    assert c["toggle"] == "point:rawtp:task_rename" and c["family_size"] == 1
+    assert c["toggle"] == "point:rawtp:task/task_rename" and c["family_size"] == 1
     assert c["aa"]["claims"] == 1 and c["aa"]["uncorrected"]["rate_ci95"] is not None
     (p,) = c["mde_check"]
     assert {"effect_pct", "trials", "detected", "observed_rate", "observed_ci95",
@@ -200,15 +200,18 @@ def test_sham_toggle_never_fires_in_a_read(rawtp: None, data_file: Path) -> None
     link on a point the read path never reaches."""
     import ctypes
 
-    from readbench.atlas.probe import PointHook, fires_per_read
+    from readbench.atlas.probe import fires_per_read
+    from readbench.bpf.points import PointHook
     from readbench.measure.paired import SHAM_HOOKS
+    from readbench.model import hookspec
 
-    _, attach, target = SHAM_HOOKS["rawtp"].split(":", 2)
+    spec = hookspec.parse(SHAM_HOOKS["rawtp"])
+    attach, target, group = spec.attach, spec.bare_target, spec.group
     for workload, data in (("cached", str(data_file)), ("pipe", None)):
         with ReadLoop(workload, 64, data) as loop:
-            r = fires_per_read(attach, target, "", loop, 20_000)
+            r = fires_per_read(attach, target, group, loop, 20_000)
         assert r["count"] == 0 and r["read_calls"] >= 20_000, (workload, r)
-    with PointHook(attach, target) as h:
+    with PointHook(attach, target, group) as h:
         before = h.fired()
         ctypes.CDLL(None).prctl(15, b"rb-sham-test", 0, 0, 0)  # PR_SET_NAME
         assert h.fired() - before == 1
@@ -223,10 +226,10 @@ def test_aa_cell_toggles_the_sham(rawtp: None, data_dir: Path, tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     run_dir = Path(json.loads(r.stdout)["run_dir"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["aa_toggle"] == "point:rawtp:task_rename"
+    assert manifest["aa_toggle"] == "point:rawtp:task/task_rename"
     suite = pyperf.BenchmarkSuite.load(str(run_dir / "suite.json"))
     runs = suite.get_benchmark("cached/64/none#aa").get_runs()
-    assert {r.get_metadata()["readbench_toggle"] for r in runs} == {"point:rawtp:task_rename"}
+    assert {r.get_metadata()["readbench_toggle"] for r in runs} == {"point:rawtp:task/task_rename"}
     # the machine's state is recorded around every measured (cell, round)
     state = manifest["system_state"]
     assert len(state["during"]) == len(manifest["cells"]) and state["settings"]["cpus"]

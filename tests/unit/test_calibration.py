@@ -141,12 +141,12 @@ def test_report_shows_the_mde_check_and_says_when_calibration_is_old(tmp_path: P
     res = cal.summarize(trials, alpha=0.01, family_size=26, effects=effects)
     atomic_write_json(run / "calibration.json", {
         "workload": "cached", "size": 64, "alpha": 0.01, "trials": 10,
-        "processes_per_trial": 16, "pairs_per_process": 8, "toggle": "point:rawtp:task_rename",
+        "processes_per_trial": 16, "pairs_per_process": 8, "toggle": "point:rawtp:task/task_rename",
         "seconds": 1.0, **res})  # fmt: skip
     html = report.write_report(run, tmp_path / "rep").read_text()
     assert "predicted power" in html and "observed rate [exact 95 % CI]" in html
     assert "Where the variance comes from" in html and "residual SD %" in html
-    assert "point:rawtp:task_rename" in html
+    assert "point:rawtp:task/task_rename" in html
     atomic_write_json(run / "calibration.json", {"workload": "cached", "size": 64, "trials": 40,
                                                  "alpha": 0.01, "aa": {}, "power": []})  # fmt: skip
     html = report.write_report(run, tmp_path / "rep2").read_text()
