@@ -167,7 +167,7 @@ def test_calibrate_json_contract(rawtp: None, data_dir: Path, tmp_path: Path) ->
     """Few, short trials: the contract, the claims' design and the machine store (its own
     directory here, so the user's store is untouched)."""
     args = ("calibrate", "--trials", "1", "--processes", "8", "--pairs", "4",
-            "--min-time", "0.005", "--family-size", "1", "--effects", "100",
+            "--min-time", "0.005", "--family-size", "1", "--effects", "90",
             "--data-dir", str(data_dir), "--json")  # fmt: skip
     env = {**os.environ, "READBENCH_CALIBRATION_DIR": str(tmp_path / "store")}
     r = subprocess.run([sys.executable, "-m", "readbench", *args], capture_output=True,
@@ -180,7 +180,7 @@ def test_calibrate_json_contract(rawtp: None, data_dir: Path, tmp_path: Path) ->
     (p,) = c["mde_check"]
     assert {"effect_pct", "trials", "detected", "observed_rate", "observed_ci95",
             "predicted_power", "agree", "delta_ns_median", "injected_ns"} <= set(p)  # fmt: skip
-    # +100 % is far beyond the noise: detected, and measured near what was asked; the
+    # +90 % is far beyond the noise: detected, and measured near what was asked; the
     # prediction is the exact test's power under the trials' own noise (a shared machine's)
     assert p["detected"] == 1 and 0 <= p["predicted_power"] <= 1
     lo, hi = p["observed_ci95"]
