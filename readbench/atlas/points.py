@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from readbench.model import layers
 from readbench.model.hookspec import FUNC_TARGETS, PRE64_ROUTINES
 from readbench.model.workloads import SYSCALL_OF
 
@@ -22,7 +23,6 @@ READ_SIDE_GROUPS = ("filemap", "readahead", "iomap", "block", "ext4")
 class Point:
     target: str  # bare function or tracepoint name
     kind: str  # function | tracepoint
-    layer: str
     fs_independent: bool
     group: str = ""  # tracepoint group in tracefs (syscalls, raw_syscalls, filemap, ...)
     note: str = ""
@@ -36,6 +36,17 @@ class Point:
     # The row whose count stands for the caller's, when the caller is no row of its own
     # (the syscall function: its tracepoint counts it).
     caller_counted_by: str = ""
+    # The layer where the target's name cannot say (a read function the file did not reveal).
+    layer_hint: str = ""
+
+    @property
+    def layer(self) -> str:
+        """The read-path layer (readbench.model.layers): by the function's name, or by the
+        tracepoint's group and name."""
+        if self.kind == "tracepoint":
+            return layers.tracepoint_layer(self.group, self.target)
+        found = layers.function_layer(self.target)
+        return self.layer_hint if found == layers.OTHER and self.layer_hint else found
 
     @property
     def key(self) -> str:
@@ -45,12 +56,12 @@ class Point:
 def syscall_points(workload: str) -> list[Point]:
     sc = SYSCALL_OF[workload]
     return [
-        Point("sys_enter", "tracepoint", "syscall entry and exit", True, "raw_syscalls",
+        Point("sys_enter", "tracepoint", True, "raw_syscalls",
               "every syscall of every process: filter on the syscall id and the process"),
-        Point(f"sys_enter_{sc}", "tracepoint", "syscall entry and exit", True, "syscalls",
+        Point(f"sys_enter_{sc}", "tracepoint", True, "syscalls",
               f"only {sc}(): the syscall tracepoint slow path for every syscall once enabled"),
-        Point(f"sys_exit_{sc}", "tracepoint", "syscall entry and exit", True, "syscalls"),
-        Point("sys_exit", "tracepoint", "syscall entry and exit", True, "raw_syscalls"),
+        Point(f"sys_exit_{sc}", "tracepoint", True, "syscalls"),
+        Point("sys_exit", "tracepoint", True, "raw_syscalls"),
     ]  # fmt: skip
 
 
@@ -64,51 +75,51 @@ def function_points(
     sc = SYSCALL_OF[workload]
     ksys = "ksys_pread64" if sc == "pread64" else "ksys_read"
     vfs = [
-        Point(ksys, "function", "fd lookup and VFS", True,
+        Point(ksys, "function", True,
               note="fd -> struct file (fdget) and the position", caller=f"__x64_sys_{sc}",
               caller_counted_by="sys_enter"),
-        Point("vfs_read", "function", "fd lookup and VFS", True, caller=ksys),
-        Point("rw_verify_area", "function", "fd lookup and VFS", True, caller="vfs_read"),
-        Point("security_file_permission", "function", "fd lookup and VFS", True,
+        Point("vfs_read", "function", True, caller=ksys),
+        Point("rw_verify_area", "function", True, caller="vfs_read"),
+        Point("security_file_permission", "function", True,
               note="the LSM hook point; BPF LSM attaches as lsm/file_permission",
               caller="rw_verify_area"),
     ]  # fmt: skip
     notify = [
-        Point("fsnotify_access", "function", "fd lookup and VFS", True,
+        Point("fsnotify_access", "function", True,
               note="an inline wrapper of __fsnotify_parent in most builds", caller="vfs_read"),
-        Point("__fsnotify_parent", "function", "fd lookup and VFS", True, caller="vfs_read",
+        Point("__fsnotify_parent", "function", True, caller="vfs_read",
               only_when="the file, its parent directory or its mount has an fsnotify watch "
               "(inotify, fanotify): fsnotify_access() returns early otherwise"),
     ]  # fmt: skip
     atime = Point(
-        "touch_atime", "function", "fd lookup and VFS", True,
+        "touch_atime", "function", True,
         caller="filemap_read" if workload != "pipe" else read_fn,
         only_when="the open is not O_NOATIME, the inode not NOATIME and the file not an "
         "anonymous pipe (6.15+): file_accessed() skips it then; relatime mounts still call it",
     )  # fmt: skip
     copy = [
-        Point("copy_page_to_iter", "function", "copy to user", True,
+        Point("copy_page_to_iter", "function", True,
               caller=read_fn if workload == "pipe" else "filemap_read"),
-        Point("_copy_to_iter", "function", "copy to user", True, caller="copy_page_to_iter"),
+        Point("_copy_to_iter", "function", True, caller="copy_page_to_iter"),
     ]  # fmt: skip
     routine = [
-        Point(copy_routine or "rep movsb (inlined)", "function", "copy to user", True,
+        Point(copy_routine or "rep movsb (inlined)", "function", True,
               note="assembly: no BTF, kprobe only; length in rcx" if copy_routine else
               "FSRM: copy_user_generic() inlines rep movsb into _copy_to_iter: no symbol",
               caller="_copy_to_iter"),
     ]  # fmt: skip
-    read = Point(read_fn, "function", "pipe" if workload == "pipe" else "filesystem read_iter",
-                 workload == "pipe", note=read_note, caller="vfs_read")  # fmt: skip
+    read = Point(read_fn, "function", workload == "pipe", note=read_note, caller="vfs_read",
+                 layer_hint=layers.PIPE if workload == "pipe" else layers.FS)  # fmt: skip
     if workload == "pipe":
         return [*vfs, *notify, read, atime, *copy, *routine]
     if workload == "direct":
         return [*vfs, read,
-                Point("iomap_dio_rw", "function", "block and device wait", False,
+                Point("iomap_dio_rw", "function", False,
                       note="O_DIRECT through iomap (ext4, xfs): DMA into the user pages, no copy",
                       caller=read_fn)]  # fmt: skip
     cache = [
-        Point("filemap_read", "function", "page-cache lookup", True, caller=read_fn),
-        Point("filemap_get_pages", "function", "page-cache lookup", True, caller="filemap_read"),
+        Point("filemap_read", "function", True, caller=read_fn),
+        Point("filemap_get_pages", "function", True, caller="filemap_read"),
     ]
     return [*vfs, *notify, read, *cache, atime, *copy, *routine]
 

@@ -109,10 +109,7 @@ def read_side_tracepoints() -> list[Point]:
     for g in READ_SIDE_GROUPS:
         d = ev / g
         if d.is_dir():
-            layer = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
-                     "iomap": "block and device wait", "block": "block and device wait",
-                     "ext4": "filesystem read_iter"}[g]  # fmt: skip
-            out += [Point(e.name, "tracepoint", layer, g != "ext4", g)
+            out += [Point(e.name, "tracepoint", g != "ext4", g)
                     for e in sorted(d.iterdir()) if (e / "format").exists()]  # fmt: skip
     return out
 

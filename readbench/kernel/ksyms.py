@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-USER = "[user]"
+from readbench.model.layers import USER_FRAME as USER
+
 UNKNOWN = "[unknown]"
 
 
