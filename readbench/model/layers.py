@@ -127,7 +127,7 @@ LAYERS: tuple[Layer, ...] = (
         LOOKUP, 6, "finding the folios in the page cache (filemap_get_pages), waiting on them",
         _any(
             """
-            filemap_ __filemap_get folio_mark_accessed mark_page_accessed folio_wait_
+            filemap_ __filemap_ folio_mark_accessed mark_page_accessed folio_wait_
             __folio_lock folio_lock find_get_ find_lock_ pagecache_get_page page_cache_
             __page_cache_
             """
@@ -286,6 +286,14 @@ LAYERS: tuple[Layer, ...] = (
 
 NAMES = tuple(layer.name for layer in LAYERS)
 BY_NAME = {layer.name: layer for layer in LAYERS}
+# Column headings for narrow tables.
+SHORT = {
+    USER: "user", SYSCALL: "syscall", BPF: "BPF", VFS: "VFS", PIPE: "pipe", FS: "fs read_iter",
+    LOOKUP: "cache lookup", FILL: "cache fill", MAPPING: "block map", BLOCK: "block",
+    DRIVER: "driver", IRQ: "irq", COPY: "copy", LOCKS: "locks", SCHED: "sched", MM: "mm",
+    DEVICE: "device wait", OFF_CPU: "off-CPU other", OTHER: "other",
+}  # fmt: skip
+assert set(SHORT) == set(NAMES)
 
 # Owners are tried in this order: specific rules before the general ones they overlap
 # (interrupt-side completion before the block layer, driver and iomap; the mm owners of
