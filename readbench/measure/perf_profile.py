@@ -85,11 +85,14 @@ def sample(
         raw.extend(s.drain())
     finally:
         s.close()
-    stacks = [_stack(kallsyms, x) for x in raw]
+    # read kallsyms again: BPF programs (another process's, on a shared machine) and modules
+    # loaded since the pass began have their symbols only there
+    fresh = Kallsyms.fresh()
+    stacks = [_stack(fresh, x) for x in raw]
     # The enable/disable ioctl bracketing the timed loop is sampled too, outside the loop's
     # clock reads: it is no part of a read, so it leaves the denominators (and is counted).
     keep = [i for i, st in enumerate(stacks) if not layers.is_harness(st)]
-    samples = [kallsyms.symbolize(raw[i].ip, raw[i].kernel) for i in keep]
+    samples = [fresh.symbolize(raw[i].ip, raw[i].kernel) for i in keep]
     text, reason = open_kernel_text(kallsyms) if routine.get("inline") else (None, "")
     res = attribute(samples, routine, text, reason, stacks=[stacks[i] for i in keep])
     folded = Counter(";".join(reversed(st)) for st in stacks)
