@@ -62,10 +62,7 @@ def layout(
         name = node["name"]
         if depth == 0:
             name = f"read(): {total:,} samples, {cpu_ns:,.0f} ns on CPU per read"
-        title = (
-            f"{node['name']} — {node['layer']} — {share:.1%} of the read's samples, "
-            f"{share * cpu_ns:,.0f} ns per read (inclusive)"
-        )
+        title = f"{node['name']} · {node['layer']} · {share:.1%} · {share * cpu_ns:,.0f} ns"
         y = depth * ROW
         frames.append(Frame(round(x, 1), y, round(w, 1), round(x + 2, 1), y + 11.5,
                             _fit(name, w), title, layer_class(node["layer"])))  # fmt: skip

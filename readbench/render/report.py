@@ -340,16 +340,21 @@ def call_paths(perf: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def refusal_notes(atlases: list[dict[str, Any]]) -> list[str]:
     """Each distinct refusal of the atlases once, as numbered notes: every point gets
     `attach_summary`, its attach types grouped by verdict as (types, available, note
-    number or None), so a row names a refusal by its number."""
+    number or None), so a row names a refusal by its number. A refusal that differs from
+    another only by the point it names (libbpf quotes the target) is the same refusal: the
+    note says ‹point› there."""
     notes: dict[str, int] = {}
     for at in atlases:
         for row in at.get("points", []):
             groups: dict[tuple[bool, int | None], list[str]] = {}
+            target = str(row.get("target") or "")
             for t, v in (row.get("attach") or {}).items():
                 ok = bool(isinstance(v, dict) and v.get("available"))
                 note = None
                 if not ok:
                     reason = str(v.get("reason") if isinstance(v, dict) else v) or "refused"
+                    if len(target) > 3:
+                        reason = reason.replace(target, "‹point›")
                     note = notes.setdefault(reason, len(notes) + 1)
                 groups.setdefault((ok, note), []).append(str(t))
             row["attach_summary"] = [(", ".join(ts), ok, n) for (ok, n), ts in groups.items()]

@@ -146,7 +146,7 @@ def test_call_tree_and_icicle_layout() -> None:
     frames, height = flame.layout(tree, 40_000)
     top = frames[0]
     assert top.w == flame.WIDTH and "40,000 ns on CPU per read" in top.label
-    by = {f.title.split(" — ")[0]: f for f in frames}
+    by = {f.title.split(" · ")[0]: f for f in frames}
     # widths are inclusive shares; a helper frame takes its caller's colour
     assert by["filemap_get_pages"].w == pytest.approx(500 / n * flame.WIDTH, abs=0.1)
     assert by["iowrite16"].css == flame.layer_class(L.DRIVER)
@@ -161,5 +161,5 @@ def test_call_tree_and_icicle_layout() -> None:
         assert len(f.label) * flame.CHAR <= f.w
     # frames under the drawing threshold are left out
     few, _ = flame.layout(tree, 40_000, min_fraction=0.2)
-    assert {f.title.split(" — ")[0] for f in few} >= {"read()", "filemap_read"}
-    assert "ext4_map_blocks" not in {f.title.split(" — ")[0] for f in few}
+    assert {f.title.split(" · ")[0] for f in few} >= {"read()", "filemap_read"}
+    assert "ext4_map_blocks" not in {f.title.split(" · ")[0] for f in few}
