@@ -1,8 +1,11 @@
-/* point_counter.c — independent count of how often a kernel tracepoint fires per read() call,
- * to cross-check readbench's hook-point atlas (its own BPF program and libbpf loader: no
- * readbench code).
+/* point_counter.c — independent count of how often a kernel tracepoint or function fires per
+ * read() call, to cross-check readbench's hook-point atlas (its own BPF program and libbpf
+ * loader: no readbench code).
  *
- *   point_counter TRACEPOINT WORKLOAD FILE SIZE N
+ *   point_counter POINT WORKLOAD FILE SIZE N
+ *
+ * POINT: a tracepoint name (attached as a raw tracepoint), or fentry:FUNC / kprobe:FUNC for a
+ * kernel function.
  *
  * WORKLOAD:
  *   cached    pread(fd, buf, SIZE, 0) N times; FILE is read once first so it is resident
@@ -11,6 +14,13 @@
  *             open. FILE must hold N strides.
  *   pipe      a forked child writes a pattern into a pipe forever; an op is read() calls until
  *             SIZE bytes arrived (FILE is ignored: pass "-")
+ *   readv     preadv(fd, two iovecs halving SIZE, 0) of a resident FILE
+ *   io_uring  one IORING_OP_READ of SIZE at 0 (liburing: prep, submit_and_wait, cqe_seen)
+ *   io_uring-fixed  the same with IORING_OP_READ_FIXED into a registered buffer
+ *   mmap-fault first touch of SIZE/4096 pages of an evicted mapping per op (MADV_RANDOM; the
+ *             whole file is unmapped from the page tables and dropped before each op)
+ *   splice    splice(fd, &0, pipe, SIZE) of a resident FILE; the pipe is emptied (read into a
+ *             scratch buffer, outside phase 2) after each op
  *
  * Warm up first, then attach the raw_tp program to TRACEPOINT, do the N operations, read the
  * counter (mmapped .bss, no syscall), detach. Prints one JSON object:
@@ -28,19 +38,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <liburing.h>
 
 #include "point_counter.skel.h"
 
 #define PAGE 4096UL
 
-enum workload { CACHED, UNCACHED, PIPE };
+enum workload { CACHED, UNCACHED, PIPE, READV, URING, URING_FIXED, MMAP_FAULT, SPLICE };
 
 struct ctx {
 	enum workload wl;
@@ -52,6 +65,11 @@ struct ctx {
 	long slots;	   /* uncached: strides the file holds */
 	volatile __u32 *phase; /* the BPF program's counting switch (mmapped .bss) */
 	long read_calls;
+	struct io_uring ring;  /* io_uring workloads */
+	char *map;             /* mmap-fault: the mapping */
+	size_t map_len;
+	int pfd[2];            /* splice: the pipe */
+	char *scratch;         /* splice: where the pipe is emptied */
 };
 
 static void set_phase(struct ctx *c, __u32 p)
@@ -92,6 +110,81 @@ static void op(struct ctx *c, long i)
 			die_io("posix_fadvise(DONTNEED)");
 		xpread(c, (off_t)(i % c->slots) * (off_t)c->stride);
 		break;
+	case READV: {
+		struct iovec v[2] = {{c->buf, c->size / 2}, {c->buf + c->size / 2, c->size - c->size / 2}};
+		set_phase(c, 2);
+		ssize_t r = preadv(c->fd, v, 2, 0);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (r != (ssize_t)c->size) {
+			if (r >= 0)
+				errno = EIO;
+			die_io("preadv");
+		}
+		break;
+	}
+	case URING:
+	case URING_FIXED: {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+		if (!sqe) {
+			errno = EBUSY;
+			die_io("io_uring_get_sqe");
+		}
+		if (c->wl == URING)
+			io_uring_prep_read(sqe, c->fd, c->buf, (unsigned)c->size, 0);
+		else
+			io_uring_prep_read_fixed(sqe, c->fd, c->buf, (unsigned)c->size, 0, 0);
+		set_phase(c, 2);
+		int e = io_uring_submit_and_wait(&c->ring, 1);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (e < 0) {
+			errno = -e;
+			die_io("io_uring_submit_and_wait");
+		}
+		struct io_uring_cqe *cqe;
+		e = io_uring_peek_cqe(&c->ring, &cqe);
+		if (e < 0 || cqe->res != (int)c->size) {
+			errno = e < 0 ? -e : (cqe->res < 0 ? -cqe->res : EIO);
+			die_io("io_uring read");
+		}
+		io_uring_cqe_seen(&c->ring, cqe);
+		break;
+	}
+	case MMAP_FAULT: {
+		long slot = i % c->slots;
+		if (madvise(c->map, c->map_len, MADV_DONTNEED) ||
+		    posix_fadvise(c->fd, 0, 0, POSIX_FADV_DONTNEED))
+			die_io("evicting the mapping");
+		volatile char sink = 0;
+		char *base = c->map + (size_t)slot * c->size;
+		set_phase(c, 2);
+		for (size_t off = 0; off < c->size; off += PAGE)
+			sink += base[off];
+		set_phase(c, 1);
+		(void)sink;
+		c->read_calls++;
+		break;
+	}
+	case SPLICE: {
+		loff_t off = 0;
+		set_phase(c, 2);
+		ssize_t r = splice(c->fd, &off, c->pfd[1], NULL, c->size, 0);
+		set_phase(c, 1);
+		c->read_calls++;
+		if (r != (ssize_t)c->size) {
+			if (r >= 0)
+				errno = EIO;
+			die_io("splice");
+		}
+		for (size_t got = 0; got < c->size;) {
+			ssize_t n = read(c->pfd[0], c->scratch, c->size - got);
+			if (n <= 0)
+				die_io("emptying the pipe");
+			got += (size_t)n;
+		}
+		break;
+	}
 	case PIPE:
 		for (size_t got = 0; got < c->size;) {
 			set_phase(c, 2);
@@ -133,7 +226,8 @@ static int usage(const char *argv0, const char *why)
 {
 	if (why)
 		fprintf(stderr, "%s: %s\n", argv0, why);
-	fprintf(stderr, "usage: %s TRACEPOINT cached|uncached|pipe FILE SIZE N\n", argv0);
+	fprintf(stderr, "usage: %s [fentry:|kprobe:]POINT cached|uncached|pipe FILE SIZE N\n",
+		argv0);
 	return 2;
 }
 
@@ -153,13 +247,18 @@ int main(int argc, char **argv)
 	if (argc != 6)
 		return usage(argv[0], NULL);
 	const char *tp = argv[1], *wname = argv[2], *path = argv[3];
+	const char *how = "raw_tp";
+	if (!strncmp(tp, "fentry:", 7) || !strncmp(tp, "kprobe:", 7)) {
+		how = !strncmp(tp, "fentry:", 7) ? "fentry" : "kprobe";
+		tp += 7;
+	}
 	long size_l, n;
 	if (parse_pos(argv[4], &size_l) || parse_pos(argv[5], &n))
 		return usage(argv[0], "SIZE and N must be positive integers");
 	/* tracepoint names are C identifiers; checking keeps the JSON below unescaped */
 	if (!*tp || strspn(tp, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
 			    strlen(tp))
-		return usage(argv[0], "TRACEPOINT must be a tracepoint name like sys_enter");
+		return usage(argv[0], "POINT must be a tracepoint or function name like sys_enter");
 
 	struct ctx c = {.size = (size_t)size_l, .writer = -1};
 	if (!strcmp(wname, "cached"))
@@ -168,8 +267,21 @@ int main(int argc, char **argv)
 		c.wl = UNCACHED;
 	else if (!strcmp(wname, "pipe"))
 		c.wl = PIPE;
+	else if (!strcmp(wname, "readv"))
+		c.wl = READV;
+	else if (!strcmp(wname, "io_uring"))
+		c.wl = URING;
+	else if (!strcmp(wname, "io_uring-fixed"))
+		c.wl = URING_FIXED;
+	else if (!strcmp(wname, "mmap-fault"))
+		c.wl = MMAP_FAULT;
+	else if (!strcmp(wname, "splice"))
+		c.wl = SPLICE;
 	else
-		return usage(argv[0], "WORKLOAD must be cached, uncached or pipe");
+		return usage(argv[0], "WORKLOAD must be cached, uncached, pipe, readv, io_uring, "
+			     "io_uring-fixed, mmap-fault or splice");
+	if (c.wl == MMAP_FAULT && c.size % PAGE)
+		return usage(argv[0], "mmap-fault: SIZE must be a multiple of 4096");
 
 	c.buf = aligned_alloc(PAGE, (c.size + PAGE - 1) / PAGE * PAGE);
 	if (!c.buf)
@@ -196,7 +308,7 @@ int main(int argc, char **argv)
 				(long long)st.st_size, c.size);
 			return 2;
 		}
-		if (c.wl == CACHED) {
+		if (c.wl != UNCACHED && c.wl != MMAP_FAULT) {
 			/* read it all once: every later pread is a page-cache hit */
 			for (off_t off = 0; off < st.st_size; off += (off_t)c.size)
 				if (pread(c.fd, c.buf, c.size, off) < 0)
@@ -216,6 +328,37 @@ int main(int argc, char **argv)
 				die_io("posix_fadvise(RANDOM)");
 			if (fdatasync(c.fd))
 				die_io("fdatasync");
+			if (c.wl == MMAP_FAULT) {
+				c.map_len = (size_t)st.st_size / PAGE * PAGE;
+				c.map = mmap(NULL, c.map_len, PROT_READ, MAP_SHARED, c.fd, 0);
+				if (c.map == MAP_FAILED)
+					die_io("mmap");
+				if (madvise(c.map, c.map_len, MADV_RANDOM))
+					die_io("madvise(RANDOM)");
+				c.stride = c.size;
+				c.slots = (long)(c.map_len / c.size);
+			}
+		}
+		if (c.wl == URING || c.wl == URING_FIXED) {
+			int e = io_uring_queue_init(4, &c.ring, 0);
+			if (e) {
+				fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-e));
+				return 3;
+			}
+			struct iovec v = {c.buf, c.size};
+			if (c.wl == URING_FIXED && (e = io_uring_register_buffers(&c.ring, &v, 1))) {
+				fprintf(stderr, "io_uring_register_buffers: %s\n", strerror(-e));
+				return 3;
+			}
+		}
+		if (c.wl == SPLICE) {
+			if (pipe2(c.pfd, O_CLOEXEC))
+				die_io("pipe2");
+			if (fcntl(c.pfd[1], F_SETPIPE_SZ, 1 << 20) < 0)
+				die_io("F_SETPIPE_SZ");
+			c.scratch = malloc(c.size);
+			if (!c.scratch)
+				die_io("malloc");
 		}
 	}
 
@@ -230,6 +373,17 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	skel->rodata->target_tgid = (__u32)getpid();
+	struct bpf_program *prog = !strcmp(how, "fentry") ? skel->progs.pc_fentry
+				   : !strcmp(how, "kprobe") ? skel->progs.pc_kprobe
+							    : skel->progs.pc_count;
+	/* load only the program asked for: the others may be refused on this kernel */
+	bpf_program__set_autoload(skel->progs.pc_count, prog == skel->progs.pc_count);
+	bpf_program__set_autoload(skel->progs.pc_fentry, prog == skel->progs.pc_fentry);
+	bpf_program__set_autoload(skel->progs.pc_kprobe, prog == skel->progs.pc_kprobe);
+	if (prog == skel->progs.pc_fentry && bpf_program__set_attach_target(prog, 0, tp)) {
+		fprintf(stderr, "fentry target %s: %s\n", tp, strerror(errno));
+		return 3;
+	}
 	int err = point_counter_bpf__load(skel);
 	if (err) {
 		char msg[256];
@@ -241,12 +395,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "the kernel did not mmap the program's .bss\n");
 		return 3;
 	}
-	struct bpf_link *link = bpf_program__attach_raw_tracepoint(skel->progs.pc_count, tp);
+	struct bpf_link *link = prog == skel->progs.pc_count
+					? bpf_program__attach_raw_tracepoint(prog, tp)
+				: prog == skel->progs.pc_kprobe ? bpf_program__attach_kprobe(prog, false, tp)
+								: bpf_program__attach(prog);
 	if (!link) {
 		int e = errno;
 		char msg[256];
 		libbpf_strerror(-e, msg, sizeof(msg));
-		fprintf(stderr, "attach raw_tp to %s: %s\n", tp, msg);
+		fprintf(stderr, "attach %s to %s: %s\n", how, tp, msg);
 		return 3;
 	}
 
@@ -265,18 +422,19 @@ int main(int argc, char **argv)
 	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info);
 	long long misses = -1;
-	if (!bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.pc_count), &info, &len))
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 		misses = (long long)info.recursion_misses;
 
 	if (c.writer > 0) {
 		kill(c.writer, SIGKILL);
 		waitpid(c.writer, NULL, 0);
 	}
-	printf("{\"tracepoint\": \"%s\", \"workload\": \"%s\", \"size\": %zu, \"ops\": %ld, "
+	printf("{\"tracepoint\": \"%s\", \"attach\": \"%s\", \"workload\": \"%s\", "
+	       "\"size\": %zu, \"ops\": %ld, "
 	       "\"read_calls\": %ld, \"count\": %llu, \"per_read_call\": %.17g, "
 	       "\"count_in_read\": %llu, \"in_read_per_read_call\": %.17g, "
 	       "\"recursion_misses\": %lld, \"pid\": %d}\n",
-	       tp, wname, c.size, n, c.read_calls, count, (double)count / (double)c.read_calls,
+	       tp, how, wname, c.size, n, c.read_calls, count, (double)count / (double)c.read_calls,
 	       in_read, (double)in_read / (double)c.read_calls, misses, (int)getpid());
 	point_counter_bpf__destroy(skel);
 	return 0;

@@ -1,11 +1,14 @@
-"""How many times a kernel tracepoint fires per read() call, counted independently of readbench.
+"""How many times a kernel tracepoint or function fires per read() call, counted
+independently of readbench.
 
-An independent cross-check of the hook-point atlas's fires-per-read column: its own raw_tp
-program (bench/point_counter.bpf.c) and its own libbpf loader and read loops
-(bench/point_counter.c); from readbench only the build cache location and tool lookup.
+An independent cross-check of the hook-point atlas's fires-per-read column: its own raw_tp,
+fentry and kprobe programs (bench/point_counter.bpf.c) and its own libbpf loader and read
+loops (bench/point_counter.c); from readbench only the build cache location and tool lookup.
 
     sudo python bench/point_counter.py sys_enter cached --size 64 -n 10000
     sudo python bench/point_counter.py mm_filemap_add_to_page_cache uncached --size 4096 -n 200
+    sudo python bench/point_counter.py io_uring_submit_req io_uring --size 4096 -n 2000
+    sudo python bench/point_counter.py fentry:vfs_read pipe --size 64 -n 2000
 """
 
 from __future__ import annotations
@@ -22,20 +25,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import skeleton_build  # noqa: E402  (bench/ is not a package)
 
-WORKLOADS = ("cached", "uncached", "pipe")
+WORKLOADS = ("cached", "uncached", "pipe", "readv", "io_uring", "io_uring-fixed", "mmap-fault",
+             "splice")  # fmt: skip
 PAGE = 4096
 CACHED_FILE_BYTES = 4 << 20
 
 
 def build() -> Path:
     """Compile the counter (BPF object, skeleton, loader) into a cache dir; return the exe."""
-    return skeleton_build.build("point_counter")
+    return skeleton_build.build("point_counter", ("-luring",))  # liburing: its own io_uring
 
 
 def default_file(workload: str, size: int, n: int) -> Path:
     """A data file on the home filesystem (not tmpfs) big enough for the workload."""
     stride = -(-size // PAGE) * PAGE
-    need = max(n * stride if workload == "uncached" else size, CACHED_FILE_BYTES)
+    need = max(n * stride if workload in ("uncached", "mmap-fault") else size, CACHED_FILE_BYTES)
     path = Path.home() / ".cache" / "readbench" / "point-counter" / f"data-{need}.bin"
     if not path.exists() or path.stat().st_size != need:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,10 @@ def count(tracepoint: str, workload: str, path: Path | None, size: int, n: int) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("tracepoint", help="tracepoint name, e.g. sys_enter, mm_filemap_get_pages")
+    ap.add_argument(
+        "tracepoint",
+        help="a tracepoint (sys_enter, mm_filemap_get_pages) or fentry:FUNC, kprobe:FUNC",
+    )
     ap.add_argument("workload", choices=WORKLOADS)
     ap.add_argument("--file", type=Path, default=None, help="data file (default: made in ~/.cache)")
     ap.add_argument("--size", type=int, default=64, help="bytes per operation")

@@ -15,11 +15,15 @@ from readbench.bpf import build as bpf_build
 HERE = Path(__file__).resolve().parent
 
 
-def build(name: str) -> Path:
+def build(name: str, libs: tuple[str, ...] = ()) -> Path:
     """The executable for bench/<name>.c, built into a cache dir keyed by both sources and
     the kernel release (the object is built for the running kernel's headers)."""
     srcs = [HERE / f"{name}.bpf.c", HERE / f"{name}.c"]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in srcs) + os.uname().release.encode())
+    key = hashlib.sha256(
+        b"".join(p.read_bytes() for p in srcs)
+        + os.uname().release.encode()
+        + " ".join(libs).encode()
+    )
     out = bpf_build.cache_root().parent / name.replace("_", "-") / key.hexdigest()[:16]
     exe = out / name
     if exe.exists():
@@ -41,7 +45,7 @@ def build(name: str) -> Path:
     # built under a temp name and renamed: a concurrent caller never runs a half-written file
     tmp = out / f"{name}.tmp{os.getpid()}"
     subprocess.run(
-        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", "-o", str(tmp)], check=True
+        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", *libs, "-o", str(tmp)], check=True
     )
     tmp.rename(exe)
     return exe

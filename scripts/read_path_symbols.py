@@ -34,12 +34,18 @@ from pathlib import Path
 # Name prefixes of the read path's functions, by subsystem (what a read can run through).
 FAMILIES = {
     "syscall": "entry_SYSCALL do_syscall_ x64_sys_call __x64_sys_read __x64_sys_pread64 "
-    "__x64_sys_readv __x64_sys_preadv __x64_sys_ioctl syscall_exit syscall_enter "
+    "__x64_sys_readv __x64_sys_preadv __x64_sys_preadv2 __x64_sys_ioctl syscall_exit "
+    "syscall_enter "
     "exit_to_user_mode __rseq_handle_notify_resume irqentry_exit_to_user_mode",
     "vfs": "ksys_read ksys_pread64 vfs_read vfs_iter_read rw_verify_area "
     "security_file_permission fsnotify __fsnotify fdget __fdget __fget_light fput "
     "touch_atime atime_needs_update current_time new_sync_read",
     "pipe": "pipe_ anon_pipe_ fifo_pipe_",
+    "io_uring": "io_submit_sqes io_issue_sqe io_read __io_read io_read_fixed "
+    "__x64_sys_io_uring_enter",
+    "splice": "do_splice vfs_splice_read splice_file_to_pipe filemap_splice_read __x64_sys_splice",
+    "page fault": "asm_exc_page_fault exc_page_fault do_user_addr_fault handle_mm_fault "
+    "__handle_mm_fault do_read_fault __do_fault filemap_fault filemap_map_pages",
     "ext4": "ext4_file_read_iter ext4_dio_read_iter ext4_map_blocks ext4_ext_map_blocks "
     "ext4_es_lookup_extent ext4_iomap_begin ext4_iomap_end ext4_mpage_readpages "
     "ext4_readahead ext4_read_folio ext4_readpage __check_block_validity",

@@ -48,9 +48,19 @@ def cell_name(workload: str, size: int, hook: str, aa: bool = False) -> str:
     return f"{workload}/{size}/{hook}{'#aa' if aa else ''}"
 
 
-def probe_object(model: str = "SYNTHETIC CPU (test fixture)", erms: bool = True) -> dict[str, Any]:
+def probe_object(
+    model: str = "SYNTHETIC CPU (test fixture)", erms: bool = True, emulated: bool = False
+) -> dict[str, Any]:
     flags = ["fpu", "sse2", "avx2", "rep_good", "hypervisor"] + (["erms", "fsrm"] if erms else [])
+    guest = {"launcher": "readbench guest", "accel": "tcg", "emulated": True,
+             "cpu_model": "max" if erms else "max,-erms"}  # fmt: skip
     return {
+        "virtualization": {
+            "hypervisor": True,
+            "guest": guest if emulated else None,
+            "accel": "tcg" if emulated else None,
+            "emulated": emulated,
+        },
         "cpu": {"model": model, "flags": flags, "vendor": "SyntheticVendor"},
         "kernel": {"release": "6.1.0-synthetic"},
         "copy_routine": {
@@ -158,6 +168,7 @@ def write_run(
     within_cv: float = 0.01,
     hook_cost: Mapping[str, tuple[float, float]] | None = None,
     erms: bool = True,
+    emulated: bool = False,
     cpu_model: str = "SYNTHETIC CPU (test fixture)",
     side_files: bool = True,
     no_data_cells: Mapping[str, str] | None = None,
@@ -279,7 +290,7 @@ def write_run(
         status="complete",
         synthetic=SYNTHETIC_NOTE,
         versions={"readbench": "0.1.0", "pyperf": pyperf.__version__, "python": "3.11"},
-        probe=probe_object(cpu_model, erms),
+        probe=probe_object(cpu_model, erms, emulated),
         matrix=Matrix(
             "synthetic",
             [Block(list(workloads), list(sizes), list(hooks), [0])],

@@ -40,7 +40,7 @@ from readbench.analysis.stats import (
 )
 from readbench.errors import BadInput
 from readbench.render import figures
-from readbench.render.report import machine_info, matrix_blocks, render
+from readbench.render.report import machine_info, matrix_blocks, perf_side_files, render
 from readbench.store.load import CellData, RunData, load_run
 from readbench.store.rundir import atomic_write_text
 
@@ -76,6 +76,15 @@ def compare_runs(
         raise BadInput(f"alpha {alpha}: must be in (0, 1)")
     runs = [load_run(Path(d)) for d in run_dirs]
     labels = _labels(runs)
+    emulated = [machine_info(r.manifest)["emulated"] for r in runs]
+    if any(emulated) and not all(emulated):
+        tcg = [lab for lab, e in zip(labels, emulated, strict=True) if e]
+        hw = [lab for lab, e in zip(labels, emulated, strict=True) if not e]
+        raise BadInput(
+            f"compare: {', '.join(tcg)} ran on an emulated CPU (QEMU TCG: emulated times) and "
+            f"{', '.join(hw)} on hardware: their times cannot be set against each other; "
+            "compare emulated runs with each other, or hardware runs with each other"
+        )
     ref = runs[0]
     # claims of all pairs go into one Holm family; rows keep a pointer to their pair
     rows: list[dict[str, Any]] = []
@@ -166,6 +175,7 @@ def compare_runs(
             }
             for i, r in enumerate(runs)
         ],
+        "emulated": all(emulated),
         "pairs": pairs,
         "rows": rows,
         "n_claims": sum(r["p"] is not None for r in rows),
@@ -248,6 +258,19 @@ def _machine_brief(run: RunData) -> dict[str, Any]:
         "copy_routine": m["routine"],
         "flags": {f: on for f, on in m["key_flags"]},
         "vm": m["vm"],
+        "emulated": m["emulated"],
+        "accel": m["accel"],
+        "cpu_model_asked": m["guest_cpu"],
+        # the share of each baseline cell's read() samples in the copy (its perf pass)
+        "copy_share": [
+            {
+                "cell": c["cell"],
+                "copy_fraction": c.get("copy_fraction"),
+                "copy_symbol": c.get("copy_symbol"),
+                "method": c.get("method"),
+            }
+            for c in perf_side_files(run.run_dir)
+        ],
     }
 
 

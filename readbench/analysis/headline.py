@@ -9,7 +9,7 @@ from typing import Any
 
 from readbench.errors import BadInput
 from readbench.model.hookspec import parse
-from readbench.model.workloads import SYSCALL_OF
+from readbench.model.workloads import BY_NAME
 
 _KIND = {
     "rawtp": "raw tracepoint",
@@ -20,8 +20,6 @@ _KIND = {
     "kprobe": "kprobe",
     "kretprobe": "kretprobe",
 }
-_OP = {"cached": "cached", "cached-stream": "streaming cached", "uncached": "uncached",
-       "direct": "O_DIRECT", "pipe": "pipe"}  # fmt: skip
 
 
 def _size(n: int) -> str:
@@ -38,8 +36,8 @@ def sentence(c: dict[str, Any]) -> str:
         what = f"{body} {_KIND[spec.attach]} on {spec.target.split('/')[-1]}"
     except BadInput:  # a hook name this version does not know (an older or foreign run)
         what = f"the hook {c['hook']}"
-    call = SYSCALL_OF.get(c["workload"], "read").replace("64", "")
-    op = f"a {_size(c['size'])} {_OP.get(c['workload'], c['workload'])} {call}"
+    w = BY_NAME.get(c["workload"])
+    op = f"a {_size(c['size'])} {w.phrase if w else c['workload'] + ' read'}"
     ci = c.get("delta_ci95")
     ci_txt = f" (95% CI {ci[0]:.0f}–{ci[1]:.0f})" if ci else ""
     pct = f"{c['overhead_pct']:+.0f}%" if abs(c["overhead_pct"]) >= 1 else (

@@ -14,9 +14,11 @@ from typing import Any, Protocol
 
 from readbench.model import layers
 from readbench.model.hookspec import FUNC_TARGETS, PRE64_ROUTINES
-from readbench.model.workloads import SYSCALL_OF
+from readbench.model.workloads import get
 
-READ_SIDE_GROUPS = ("filemap", "readahead", "iomap", "block", "ext4")
+READ_SIDE_GROUPS = ("filemap", "readahead", "io_uring", "iomap", "block", "ext4")
+# The groups the coverage matrix counts on every read kind (besides the syscall ones).
+COVERAGE_GROUPS = ("filemap", "readahead", "io_uring")
 
 
 @dataclass(frozen=True)
@@ -54,66 +56,78 @@ class Point:
 
 
 def syscall_points(workload: str) -> list[Point]:
-    sc = SYSCALL_OF[workload]
-    return [
+    """The raw syscall tracepoints (every workload: they count 0 where a read is no syscall)
+    and the classic ones of the workload's own syscall."""
+    sc = get(workload).syscall
+    raw = [
         Point("sys_enter", "tracepoint", True, "raw_syscalls",
               "every syscall of every process: filter on the syscall id and the process"),
+        Point("sys_exit", "tracepoint", True, "raw_syscalls"),
+    ]  # fmt: skip
+    if sc is None:
+        return raw
+    return [
+        raw[0],
         Point(f"sys_enter_{sc}", "tracepoint", True, "syscalls",
               f"only {sc}(): the syscall tracepoint slow path for every syscall once enabled"),
         Point(f"sys_exit_{sc}", "tracepoint", True, "syscalls"),
-        Point("sys_exit", "tracepoint", True, "raw_syscalls"),
+        raw[1],
     ]  # fmt: skip
 
 
 def function_points(
     workload: str, read_fn: str, copy_routine: str | None, read_note: str = ""
 ) -> list[Point]:
-    """The path's kernel functions. `read_fn`: the function the data file's (or pipe's)
-    f_op->read_iter points at (readbench.bpf.fileops reads it from the open file);
-    `copy_routine`: the routine's symbol, or None when the copy is an inlined `rep movsb`
-    (then no symbol exists to hook)."""
-    sc = SYSCALL_OF[workload]
-    ksys = "ksys_pread64" if sc == "pread64" else "ksys_read"
-    vfs = [
-        Point(ksys, "function", True,
-              note="fd -> struct file (fdget) and the position", caller=f"__x64_sys_{sc}",
-              caller_counted_by="sys_enter"),
-        Point("vfs_read", "function", True, caller=ksys),
-        Point("rw_verify_area", "function", True, caller="vfs_read"),
-        Point("security_file_permission", "function", True,
-              note="the LSM hook point; BPF LSM attaches as lsm/file_permission",
-              caller="rw_verify_area"),
-    ]  # fmt: skip
+    """The path's kernel functions, from the workload's record (readbench.model.workloads).
+    `read_fn`: the function the data file's (or pipe's) f_op points at for this read
+    (readbench.bpf.fileops reads it from the open file); `copy_routine`: the routine's symbol,
+    or None when the copy is an inlined `rep movsb` (then no symbol exists to hook)."""
+    w = get(workload)
+    entry = [Point(s.target, "function", True, note=s.note, caller=s.caller,
+                   caller_counted_by=s.caller_counted_by) for s in w.entry]  # fmt: skip
+    if w.fs_op is None:
+        return entry
+    via = w.fs_caller
+    pipe = w.data is None
     notify = [
         Point("fsnotify_access", "function", True,
-              note="an inline wrapper of __fsnotify_parent in most builds", caller="vfs_read"),
-        Point("__fsnotify_parent", "function", True, caller="vfs_read",
+              note="an inline wrapper of __fsnotify_parent in most builds", caller=via),
+        Point("__fsnotify_parent", "function", True, caller=via,
               only_when="the file, its parent directory or its mount has an fsnotify watch "
               "(inotify, fanotify): fsnotify_access() returns early otherwise"),
-    ]  # fmt: skip
+    ] if via in ("vfs_read", "vfs_readv") else []  # fmt: skip
     atime = Point(
         "touch_atime", "function", True,
-        caller="filemap_read" if workload != "pipe" else read_fn,
+        caller=read_fn if pipe else "filemap_read",
         only_when="the open is not O_NOATIME, the inode not NOATIME and the file not an "
         "anonymous pipe (6.15+): file_accessed() skips it then; relatime mounts still call it",
     )  # fmt: skip
+    kernel = w.copy == "kernel"
     copy = [
         Point("copy_page_to_iter", "function", True,
-              caller=read_fn if workload == "pipe" else "filemap_read"),
+              caller=read_fn if pipe else "filemap_read",
+              note="into a registered (kernel-mapped) buffer: a memcpy, not copy_to_user"
+              if kernel else ""),
         Point("_copy_to_iter", "function", True, caller="copy_page_to_iter"),
-    ]  # fmt: skip
+    ] if w.copy else []  # fmt: skip
     routine = [
         Point(copy_routine or "rep movsb (inlined)", "function", True,
               note="assembly: no BTF, kprobe only; length in rcx" if copy_routine else
               "FSRM: copy_user_generic() inlines rep movsb into _copy_to_iter: no symbol",
               caller="_copy_to_iter"),
-    ]  # fmt: skip
-    read = Point(read_fn, "function", workload == "pipe", note=read_note, caller="vfs_read",
-                 layer_hint=layers.PIPE if workload == "pipe" else layers.FS)  # fmt: skip
-    if workload == "pipe":
-        return [*vfs, *notify, read, atime, *copy, *routine]
-    if workload == "direct":
-        return [*vfs, read,
+    ] if w.copy == "user" else []  # fmt: skip
+    read = Point(read_fn, "function", pipe, note=read_note, caller=via,
+                 layer_hint=layers.PIPE if pipe else layers.FS)  # fmt: skip
+    if pipe:
+        return [*entry, *notify, read, atime, *copy, *routine]
+    if w.fs_op == "splice_read":
+        return [*entry, read,
+                Point("filemap_splice_read", "function", True,
+                      caller=read_fn, note="6.5+: page references into the pipe, no copy"),
+                Point("filemap_get_pages", "function", True,
+                      caller="filemap_splice_read")]  # fmt: skip
+    if not w.page_cache:
+        return [*entry, read,
                 Point("iomap_dio_rw", "function", False,
                       note="O_DIRECT through iomap (ext4, xfs): DMA into the user pages, no copy",
                       caller=read_fn)]  # fmt: skip
@@ -121,7 +135,7 @@ def function_points(
         Point("filemap_read", "function", True, caller=read_fn),
         Point("filemap_get_pages", "function", True, caller="filemap_read"),
     ]
-    return [*vfs, *notify, read, *cache, atime, *copy, *routine]
+    return [*entry, *notify, read, *cache, atime, *copy, *routine]
 
 
 class CallCheck(Protocol):

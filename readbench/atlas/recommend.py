@@ -71,7 +71,26 @@ def _fires_here(f: float | None) -> bool:
     return f is not None and f > 0
 
 
-def recommend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ideal_points(workload: str | None) -> dict[str, tuple[str, str]]:
+    """Where each need is best served on `workload`'s path (its record): the function that
+    calls the file's read (vfs_read, vfs_readv, io_read, the fault handler), the copy, the
+    LSM hook; IDEAL where no workload is given or the path lacks one."""
+    from readbench.model.workloads import BY_NAME
+
+    w = BY_NAME.get(workload or "")
+    if w is None:
+        return dict(IDEAL)
+    targets = [s.target for s in w.entry]
+    observe = w.fs_caller if w.fs_op else (targets[-1] if targets else IDEAL["observe"][0])
+    return {
+        "observe": (observe, "fentry"),
+        "data": ("copy_page_to_iter", "fentry") if w.copy else IDEAL["data"],
+        "control": IDEAL["control"],
+    }
+
+
+def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[dict[str, Any]]:
+    ideals = ideal_points(workload)
     by_target = {r["target"]: r for r in rows}
     out = []
     for need, text in NEEDS:
@@ -91,7 +110,7 @@ def recommend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             key=lambda rv: (*_cost(rv[0], body, rv[1]), *_cost(rv[0], "empty", rv[1])),
             default=None,
         )
-        ideal_target, ideal_type = IDEAL[need]
+        ideal_target, ideal_type = ideals[need]
         ideal_row = by_target.get(ideal_target)
         ideal: dict[str, Any] = {"point": ideal_target, "attach": ideal_type}
         if ideal_row is None:
@@ -140,3 +159,179 @@ def recommend(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         out.append(rec)
     return out
+
+
+# -- the coverage matrix: which set of points sees every read kind ---------------------------
+
+SEES_ALL = 0.99  # fires at least this often per op: it sees every op of the kind
+
+
+def sees_kind(row: dict[str, Any], kind: dict[str, Any]) -> bool:
+    """Whether `row` sees every op of read kind `kind` together with the file read: it fires
+    on each op, gives access to a file, and (a syscall point) the syscall's fd is the file's
+    (io_uring_enter's fd is the ring's)."""
+    f = (row.get("fires_per_op") or {}).get(kind["workload"])
+    if f is None or f < SEES_ALL or not (row.get("sees") or {}).get("file"):
+        return False
+    if row.get("group") in ("raw_syscalls", "syscalls"):
+        return bool(kind.get("fd_arg", True))
+    return True
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['group']}:{row['target']}" if row.get("group") else row["target"]
+
+
+def minimal_covers(cov: dict[str, Any], max_set: int = 3) -> list[list[str]]:
+    """Every smallest set of point keys that together see every read kind any point sees
+    (the candidates whose cost decides the recommendation)."""
+    from itertools import combinations
+
+    kinds = [k for k in cov["kinds"] if not k.get("refused")]
+    cands = []
+    for r in cov["points"]:
+        seen = frozenset(k["workload"] for k in kinds if r.get("via") and sees_kind(r, k))
+        if seen:
+            cands.append((r["key"], seen))
+    coverable = frozenset().union(*(s for _, s in cands)) if cands else frozenset()
+    for n in range(1, max_set + 1):
+        sets = [[k for k, _ in c] for c in combinations(cands, n)
+                if frozenset().union(*(s for _, s in c)) == coverable]  # fmt: skip
+        if sets:
+            return sets
+    return []
+
+
+def coverage_recommendation(
+    cov: dict[str, Any], overheads: dict[str, dict[str, Any]] | None = None, max_set: int = 3
+) -> dict[str, Any]:
+    """The cheapest point, or set of points, that sees every read kind of the run with its
+    file (pure: from the measured coverage rows). `overheads`: point key -> {ns, ci95, on}
+    (the counting program's paired overhead, measured on read kind `on`); a set costs the
+    sum of its points' upper 95 % bounds; unmeasured points rank after measured ones, by the
+    fewest points. The alternatives name the read kinds each misses."""
+    from itertools import combinations
+
+    overheads = overheads or {}
+    kinds = [k for k in cov["kinds"] if not k.get("refused")]
+    refused = [k for k in cov["kinds"] if k.get("refused")]
+    names = [k["workload"] for k in kinds]
+    cands = []
+    for r in cov["points"]:
+        if not r.get("via"):
+            continue
+        seen = frozenset(k["workload"] for k in kinds if sees_kind(r, k))
+        if seen:
+            cands.append((r, seen))
+    coverable = frozenset().union(*(s for _, s in cands)) if cands else frozenset()
+    unseen = [w for w in names if w not in coverable]
+
+    def cost(rows: tuple[dict[str, Any], ...]) -> tuple[float, int, float]:
+        total, missing = 0.0, 0
+        for r in rows:
+            o = overheads.get(r["key"]) or {}
+            if o.get("ns") is None:
+                missing += 1
+            else:
+                total += float((o.get("ci95") or [o["ns"], o["ns"]])[1])
+        return (missing, len(rows), total) if missing else (0, len(rows), total)
+
+    best: tuple[dict[str, Any], ...] | None = None
+    for n in range(1, max_set + 1):
+        sets = [c for c in combinations(cands, n)
+                if frozenset().union(*(s for _, s in c)) == coverable]  # fmt: skip
+        if sets:
+            best = tuple(r for r, _ in min(sets, key=lambda c: cost(tuple(r for r, _ in c))))
+            break
+    alternatives = []
+    for r, seen in sorted(cands, key=lambda rs: (-len(rs[1]), _label(rs[0]))):
+        if best and r in best:
+            continue
+        missed = [w for w in names if w not in seen]
+        alternatives.append({"point": _label(r), "attach": r["via"], "misses": missed,
+                             "text": f"{r['via']} on {_label(r)} misses "
+                             + (", ".join(missed) or "nothing")})  # fmt: skip
+        if len(alternatives) >= 6:
+            break
+    text = "observe every read together with its file"
+    tail = []
+    if unseen:
+        tail.append(
+            "no attachable point sees "
+            + ", ".join(unseen)
+            + (
+                " (reads of pages already mapped never enter the kernel)"
+                if "mmap-cached" in unseen
+                else ""
+            )
+        )
+    if refused:
+        tail.append("not measured: " + "; ".join(f"{k['workload']} ({k['refused']})"
+                                                 for k in refused))  # fmt: skip
+    if best is None:
+        summary = "no attachable point sees any read kind of this run with its file"
+        return {"need": "observe", "text": text, "points": [], "summary": "; ".join(
+            [summary, *tail]), "unseen": unseen, "alternatives": alternatives}  # fmt: skip
+    parts = []
+    measured = True
+    for r in best:
+        o = overheads.get(r["key"]) or {}
+        if o.get("ns") is None:
+            measured = False
+            parts.append(f"{r['via']} on {_label(r)}")
+        else:
+            ci = o.get("ci95") or [o["ns"], o["ns"]]
+            on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
+            cost = (f"{o['ns']:.0f} ns {on}" if ci[0] > 0 else
+                    f"not resolved: at most {ci[1]:.0f} ns {on}")  # fmt: skip
+            parts.append(f"{r['via']} on {_label(r)} ({cost})")
+    seen_n = len(coverable)
+    summary = (" + ".join(parts) + f": together they see {seen_n} of the {len(names)} read "
+               "kinds measured with their file")  # fmt: skip
+    if not measured:
+        summary += " (overhead not measured: ranked by the fewest points)"
+    if tail or alternatives:
+        summary += "; " + "; ".join([*tail, *(a["text"] for a in alternatives[:3])])  # fmt: skip
+    return {
+        "need": "observe",
+        "text": text,
+        "points": [
+            {
+                "point": _label(r),
+                "key": r["key"],
+                "attach": r["via"],
+                "overhead": overheads.get(r["key"]),
+            }
+            for r in best
+        ],
+        "sees": sorted(coverable, key=names.index),
+        "unseen": unseen,
+        "alternatives": alternatives,
+        "ranked_by": "fewest points, then the sum of their overheads' upper 95% bounds",
+        "summary": summary,
+    }
+
+
+def buffered_check(cov: dict[str, Any], points: tuple[str, ...]) -> dict[str, Any]:
+    """Whether `points` (keys) together see every buffered read of file data in the run
+    (kinds with a data file that go through the page cache, mmap included), measured."""
+    rows = [r for r in cov["points"] if r["key"] in points]
+    buffered = [k for k in cov["kinds"] if k.get("buffered") and not k.get("refused")]
+    seen = {k["workload"]: any(sees_kind(r, k) for r in rows) for k in buffered}
+    missed = [w for w, ok in seen.items() if not ok]
+    return {
+        "points": list(points),
+        "attach": sorted({r["via"] for r in rows if r.get("via")}),
+        "fs_type": cov.get("fs_type"),
+        "kinds": list(seen),
+        "missed": missed,
+        "answer": "yes" if not missed and len(rows) == len(points) else "no",
+        "text": (
+            f"{' + '.join(points)} on {cov.get('fs_type') or 'this filesystem'}: "
+            + (
+                "see every buffered read of file data measured here (" + ", ".join(seen) + ")"
+                if not missed
+                else "miss " + ", ".join(missed) + " (of " + ", ".join(seen) + ")"
+            )
+        ),
+    }

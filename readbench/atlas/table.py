@@ -13,7 +13,6 @@ from typing import Any
 
 from readbench.atlas import probe
 from readbench.atlas.points import (
-    CAN,
     READ_SIDE_GROUPS,
     Point,
     available,
@@ -26,21 +25,30 @@ from readbench.errors import MissingCapability
 from readbench.kernel import btf, copyroutine, ksyms
 from readbench.kernel.tracefs import ensure_tracefs, events_dir
 from readbench.measure.readloop import ReadLoop
+from readbench.model.workloads import get
 
-READS = {"cached": 2000, "cached-stream": 2000, "pipe": 2000, "uncached": 200, "direct": 200}
 
-
-def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
+def sees(
+    point: Point, args: list[dict[str, str]] | None, workload: str | None = None
+) -> dict[str, Any]:
     """What the arguments give a program access to, from their C types (and, for the
-    syscall tracepoints, from the registers the pt_regs argument holds)."""
+    syscall tracepoints, from the registers the pt_regs argument holds: for `workload`'s
+    syscall, whose first argument may be no file's fd and second no buffer)."""
     types = " ".join(a["type"] for a in args or [])
     names = {a["name"] for a in args or []}
     exit_side = point.target.startswith("sys_exit")
     if point.group in ("raw_syscalls", "syscalls"):
+        w = get(workload) if workload else None
+        fd = w is None or (w.fd_arg and bool(w.syscalls))
+        buf = w is None or (w.buffer_arg and bool(w.syscalls))
         return {
-            "file": "fd number only (the struct file via current->files, a BTF walk)",
-            "user_buffer": True,
-            "data": "after the copy, in the user buffer (exit side)" if exit_side else False,
+            "file": "fd number only (the struct file via current->files, a BTF walk)"
+            if fd
+            else False,
+            "user_buffer": buf,
+            "data": "after the copy, in the user buffer (exit side)"
+            if exit_side and buf
+            else False,
             "folio": False,
             "byte_count": True,
             "offset": point.target.endswith("pread64"),
@@ -48,9 +56,9 @@ def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
         }
     data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
     data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
-    file = next((t for t in ("struct file *", "struct kiocb *", "struct address_space *",
-                             "struct dentry *", "struct path *", "struct inode *") if t in types),
-                None)  # fmt: skip
+    file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
+                             "struct address_space *", "struct dentry *", "struct path *",
+                             "struct inode *") if t in types), None)  # fmt: skip
     return {
         "file": file or False,
         "user_buffer": "iov_iter" in types or "buf" in names,
@@ -62,51 +70,59 @@ def sees(point: Point, args: list[dict[str, str]] | None) -> dict[str, Any]:
     }
 
 
-def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None) -> dict[str, Any]:
+class _Trials:
+    """Each attach type tried once per point, for real, with the counting program attached to
+    this process: a type the kernel accepts is counted over the same reads in that very
+    attachment (one load per type and point), a type it refuses keeps the kernel's reason."""
+
+    def __init__(self, loop: ReadLoop, reads: int) -> None:
+        self.loop, self.reads = loop, reads
+        loop.run(min(reads, 100))  # first-touch work is not part of a steady read
+
+    def __call__(self, attach: str, target: str, group: str = "") -> dict[str, Any]:
+        return probe.try_and_count(attach, target, group, self.loop, self.reads)
+
+
+def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
     exists = p.target in syms
     args = b.function(p.target) if b else None
     presence = "present" if exists else (
         "inlined or absent: no symbol in /proc/kallsyms" + ("" if args is None else
         " (BTF still lists a prototype: a trampoline cannot reach an inlined copy)"))  # fmt: skip
+    why = "no BTF prototype for it in this kernel's BTF: a trampoline needs one"
+    no_btf = {"available": False, "reason": why}
     attach: dict[str, Any] = {}
     if not exists:
         attach = {t: {"available": False, "reason": presence} for t in probe.FUNCTION_TYPES}
         if p.target == "security_file_permission":
-            attach["lsm"] = probe.trial("lsm", "file_permission")
+            attach["lsm"] = tr("lsm", "file_permission")
     else:
         for t in probe.FUNCTION_TYPES:
-            if t in ("fentry", "fexit") and args is None:
-                attach[t] = {"available": False, "reason": "no BTF prototype: a trampoline "
-                             "needs one (assembly routines have none)"}  # fmt: skip
-            else:
-                attach[t] = probe.trial(t, p.target)
+            trampoline = t in ("fentry", "fexit")
+            attach[t] = dict(no_btf) if trampoline and args is None else tr(t, p.target)
     if p.target.startswith("security_") and exists:
         # The two attach types that can change a read's outcome: an LSM program on the hook,
         # and fmod_ret on the security_* function (the kernel allows it on security_*).
-        attach["lsm"] = probe.trial("lsm", "file_permission")
-        attach["fmod_ret"] = (
-            probe.trial("fmod_ret", p.target) if args is not None else
-            {"available": False, "reason": "no BTF prototype: a trampoline needs one"})  # fmt: skip
+        attach["lsm"] = tr("lsm", "file_permission")
+        attach["fmod_ret"] = tr("fmod_ret", p.target) if args is not None else dict(no_btf)
     return {"presence": presence, "args": args, "attach": attach}
 
 
-def _tracepoint_row(p: Point, b: btf.Btf | None) -> dict[str, Any]:
+def _tracepoint_row(p: Point, b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
     args = b.tracepoint(p.target) if b else None
     args = [{"name": a["name"] or f"arg{i}", "type": a["type"]} for i, a in enumerate(args or [])]
-    attach = {"rawtp": probe.trial("rawtp", p.target)}
-    attach["tpbtf"] = probe.trial("tpbtf", p.target)
-    attach["tp"] = probe.trial("tp", p.target, p.group)
+    attach = {t: tr(t, p.target, p.group) for t in ("rawtp", "tpbtf", "tp")}
     return {"presence": "present", "args": args, "attach": attach}
 
 
-def read_side_tracepoints() -> list[Point]:
+def read_side_tracepoints(groups: tuple[str, ...] = READ_SIDE_GROUPS) -> list[Point]:
     """Every tracepoint of the read-side groups this kernel has (tracefs, mounted privately)."""
     ensure_tracefs()
     ev = events_dir()
     if ev is None:
         return []
     out = []
-    for g in READ_SIDE_GROUPS:
+    for g in groups:
         d = ev / g
         if d.is_dir():
             out += [Point(e.name, "tracepoint", g != "ext4", g)
@@ -114,20 +130,48 @@ def read_side_tracepoints() -> list[Point]:
     return out
 
 
+def _firing(points: list[Point], loop: ReadLoop, reads: int) -> list[Point]:
+    """The tracepoints among `points` that fire during `reads` operations of `loop`."""
+    from readbench.kernel.perf_event_open import TracepointCounters
+
+    ev = events_dir()
+    ids = {}
+    for p in points:
+        try:
+            ids[p.key] = int((ev / p.group / p.target / "id").read_text()) if ev else -1
+        except (OSError, ValueError):
+            continue
+    loop.run(min(reads, 100))
+    with TracepointCounters(ids) as tc:
+        if tc.leader < 0:  # perf refuses tracepoint events here: count each with BPF
+            return [p for p in points if _bpf_fires(p, loop, reads)]
+        loop.run(reads, ctl_fds=[tc.leader])
+        counts = tc.read()
+    return [p for p in points if counts.get(p.key, 0) > 0 or p.key in tc.refused]
+
+
+def _bpf_fires(p: Point, loop: ReadLoop, reads: int) -> bool:
+    return bool(probe.try_and_count("rawtp", p.target, p.group, loop, reads).get("count"))
+
+
 def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
-    """(function, note): the data file's (or a pipe's) f_op->read_iter, read from the open
-    file by BPF (readbench.bpf.fileops); a placeholder name and the reason when it cannot be
-    read, so the row says so instead of guessing."""
+    """(function, note): the f_op function the workload's read calls (read_iter, or
+    splice_read for splice) of its data file (or a pipe), read from the open file by BPF
+    (readbench.bpf.fileops); a placeholder name and the reason when it cannot be read, so
+    the row says so instead of guessing. ('', why) for a read that calls no f_op (mmap)."""
     from readbench.bpf.fileops import file_operations
 
+    w = get(workload)
+    if w.fs_op is None:
+        return "", f"{workload}: {w.op}; no f_op read function is called per read"
     try:
-        ops = file_operations(None if workload == "pipe" else data_file)
+        ops = file_operations(None if w.data is None else data_file)
     except (MissingCapability, OSError) as e:
-        return "f_op->read_iter (unknown)", f"not read from the file: {e}"
-    fn = ops.get("read_iter") or ops.get("read")
+        return f"f_op->{w.fs_op} (unknown)", f"not read from the file: {e}"
+    fn = ops.get(w.fs_op) or (ops.get("read") if w.fs_op == "read_iter" else None)
     if not fn:
-        return "f_op->read_iter (none)", f"{ops['fs_type']}: the file has no read function"
-    via = "read_iter" if ops.get("read_iter") else "read"
+        return f"f_op->{w.fs_op} (none)", f"{ops['fs_type']}: the file has no {w.fs_op}"
+    via = w.fs_op if ops.get(w.fs_op) else "read"
     return fn, f"this file's f_op->{via} ({ops['fs_type']}), read from the open file by BPF"
 
 
@@ -141,27 +185,25 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
     read_fn, read_note = _read_function(workload, data_file)
     points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)
     rows = []
-    reads = READS[workload]
+    reads = get(workload).atlas_reads
     with ReadLoop(workload, size, data_file) as loop:
+        tr = _Trials(loop, reads)
         for p in points:
             if p.kind == "tracepoint":
-                row = _tracepoint_row(p, b)
+                row = _tracepoint_row(p, b, tr)
             elif p.target.startswith("rep movsb") or p.target.startswith("f_op->"):
                 why = p.note if p.target.startswith("rep movsb") else read_note
                 row = {"presence": "no symbol: " + why, "args": None,
                        "attach": {t: {"available": False, "reason": why}
                                   for t in probe.FUNCTION_TYPES}}  # fmt: skip
             else:
-                row = _function_row(p, syms, b)
-            rows.append(_finish(p, row, loop, reads))
-        # The read-side tracepoints: counted, kept where they fire for this workload.
-        for p in read_side_tracepoints():
-            try:
-                c = probe.fires_per_read("rawtp", p.target, p.group, loop, reads)
-            except Exception:
-                c = None
-            if c and c["count"] > 0:
-                rows.append(_finish(p, _tracepoint_row(p, b), loop, reads))
+                row = _function_row(p, syms, b, tr)
+            rows.append(_finish(p, row, workload))
+        # The read-side tracepoints: every one this kernel has is screened at once by perf's
+        # tracepoint counters (no BPF load each), and those that fire on this workload are
+        # tried and counted like any other point.
+        for p in _firing(read_side_tracepoints(), loop, reads):
+            rows.append(_finish(p, _tracepoint_row(p, b, tr), workload))
     explain_silent(rows, points, _CallChecker())
     return {
         "workload": workload,
@@ -208,39 +250,25 @@ class _CallChecker:
         return False
 
 
-# The attach types that can change a read's outcome (deny it, or make it return something
-# else): counted on their own wherever they attach, since the control need ranks by them.
-CONTROL_TYPES = CAN["control"]
-
-
-def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[str, Any]:
+def _finish(p: Point, row: dict[str, Any], workload: str) -> dict[str, Any]:
+    """The row's count: its primary type's (`atlas.points.ORDER`); every type that attached
+    counted the same reads, so `fires_by_attach` shows they agree (a zero is never one attach
+    mechanism's artefact) and gives the control types their own count."""
     avail = available({"kind": p.kind, "attach": row["attach"]})
-    fires: float | None = None
     by_attach: dict[str, float] = {}
     notes = []
+    for t in avail:
+        v = row["attach"][t]
+        by_attach[t] = v.pop("per_read")
+        notes.append(f"counted with {t}: {v.pop('count')} firings in {v.pop('read_calls')} "
+                     "read calls")  # fmt: skip
+        for k in ("via", "ops", "per_op"):
+            v.pop(k, None)
     if not avail:
         notes.append("no attach type is permitted here, so nothing can count it: " + "; ".join(
             f"{t}: {a['reason']}" for t, a in row["attach"].items()
         ))  # fmt: skip
-    else:
-        # The first permitted type counts the point; the control types count on their own; a
-        # point the first type found silent is counted once more by another type, so a zero
-        # is never one attach mechanism's artefact.
-        count = [avail[0], *(t for t in avail[1:] if t in CONTROL_TYPES)]
-        for t in avail[1:]:
-            if t not in count:
-                count.append(t)
-                break
-        for i, via in enumerate(count):
-            if i > 0 and via not in CONTROL_TYPES and by_attach[avail[0]] != 0:
-                continue
-            target = "file_permission" if via == "lsm" else p.target
-            c = probe.fires_per_read(via, target, p.group, loop, reads)
-            by_attach[via] = c["per_read"]
-            notes.append(
-                f"counted with {via}: {c['count']} firings in {c['read_calls']} read calls"
-            )
-        fires = by_attach[avail[0]]
+    fires = by_attach[avail[0]] if avail else None
     return {
         "target": p.target,
         "kind": p.kind,
@@ -254,7 +282,7 @@ def _finish(p: Point, row: dict[str, Any], loop: ReadLoop, reads: int) -> dict[s
         "fires_note": "; ".join(notes),
         "silent": fires == 0,
         "args": row["args"],
-        "sees": sees(p, row["args"]),
+        "sees": sees(p, row["args"], workload),
         "is_copy_routine": is_copy_routine(p.target),
         "note": p.note,
         "overhead_ns": None,

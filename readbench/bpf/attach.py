@@ -121,7 +121,8 @@ class AttachedHook:
             self.reattach()
         except lb.LibbpfError as e:
             self.close()
-            raise MissingCapability(f"{spec.name}: {refusal(attach_type, e)}") from e
+            target = self._plan.symbol
+            raise MissingCapability(f"{spec.name}: {refusal(attach_type, e, target)}") from e
         except BaseException:
             self.close()
             raise
@@ -244,7 +245,8 @@ class AttachedHook:
             except lb.LibbpfError as e:
                 self.detach()
                 attach_type = _side_attach_type(self.spec.attach, s)
-                raise MissingCapability(f"{self.spec.name}: {refusal(attach_type, e)}") from e
+                why = refusal(attach_type, e, self._plan.symbol)
+                raise MissingCapability(f"{self.spec.name}: {why}") from e
 
     def program_ids(self) -> list[int]:
         if self._obj is None or self._plan is None:

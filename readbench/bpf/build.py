@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from readbench.errors import MissingCapability
+from readbench.store.cache import cache_home
 
 # Package data: the same path in a source tree, an editable install and a wheel.
 SRC_DIR = Path(__file__).resolve().parent / "src"
@@ -30,8 +31,7 @@ EXTRA_TOOL_DIRS = "/usr/sbin:/sbin"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("READBENCH_BPF_CACHE", Path(base) / "readbench" / "bpf"))
+    return Path(os.environ.get("READBENCH_BPF_CACHE") or cache_home() / "bpf")
 
 
 def _which(name: str) -> str | None:

@@ -25,7 +25,7 @@ from readbench.bpf.abi import (
 from readbench.errors import MissingCapability
 from readbench.kernel import cpu, ksyms
 from readbench.model.hookspec import PIPE_READ_NAMES, PRE64_ROUTINES, SYSCALL_NR, HookSpec
-from readbench.model.workloads import SYSCALL_OF
+from readbench.model.workloads import get
 
 FUNC_KIND = {
     "vfs_read": K_VFS_READ,
@@ -119,7 +119,8 @@ def _pair(spec: HookSpec, symbol: str | None, sc: str) -> dict[str, Side]:
 
 
 def plan(spec: HookSpec, workload: str, tgid: int) -> Plan:
-    sc = SYSCALL_OF[workload]
+    # a workload without a syscall gets no syscall hook (hookspec.applicable): -1 matches none
+    sc = get(workload).syscall
     symbol = None
     kind = K_SYSCALL
     if spec.attach not in ("tp", "rawtp", "tpbtf"):
@@ -130,8 +131,8 @@ def plan(spec: HookSpec, workload: str, tgid: int) -> Plan:
                 "in /proc/kallsyms (renamed, inlined or not built in)"
             )
         kind = FUNC_KIND.get(symbol, ASM_KIND.get(symbol, K_SYSCALL))
-    pair = _pair(spec, symbol, sc)
-    p = Plan(sides=[], kind=kind, nr=SYSCALL_NR[sc], symbol=symbol)
+    pair = _pair(spec, symbol, sc or "")
+    p = Plan(sides=[], kind=kind, nr=SYSCALL_NR[sc] if sc else -1, symbol=symbol)
     named = spec.side
     use_enter = named == "enter"
     use_exit = named == "exit"

@@ -49,6 +49,15 @@ def _trial(attach: str, target: str) -> tuple[bool, str]:
         return False, str(e)
 
 
+@cache
+def _point_trial(attach: str, target: str, group: str) -> tuple[bool, str]:
+    """The atlas's counting program on any point (a `point:` hook), tried for real."""
+    from readbench.bpf.points import trial
+
+    v = trial(attach, target, group)
+    return bool(v["available"]), str(v["reason"])
+
+
 def probe_attach_types() -> dict[str, dict[str, Any]]:
     """Try each attach type on this kernel with an empty program (cached per process)."""
     out: dict[str, dict[str, Any]] = {}
@@ -71,6 +80,8 @@ def availability(spec: HookSpec | str, workload: str) -> tuple[bool, str]:
     why = applicable(spec, workload)
     if why:
         return False, why
+    if spec.point:
+        return _point_trial(spec.attach, spec.bare_target, spec.group)
     if spec.attach not in ("tp", "rawtp", "tpbtf"):
         symbol = resolve_target(spec.target)
         if symbol is None:

@@ -54,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
                         ("--pairs", args.pairs, 2)):  # fmt: skip
         if v < lo:
             raise BadInput(f"{flag} {v}: must be >= {lo}")
-    if workload in ("uncached", "direct"):
+    from readbench.model.workloads import REGISTRY, get
+
+    if not get(workload).calibrate:
+        ok = ", ".join(w.name for w in REGISTRY if w.calibrate)
         raise BadInput(
             f"--workload {workload}: calibrate needs a workload whose op time is stable "
-            "between batches (cached, cached-stream, pipe)"
+            f"between batches ({ok})"
         )
     data_dir = args.data_dir or datafiles.default_data_dir()
     datafiles.check_workload_fs(data_dir, [workload])

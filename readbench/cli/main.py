@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from readbench import __version__
-from readbench.cli import atlas, calibrate, compare, copy, hooks, one, probe, report, run
+from readbench.cli import atlas, calibrate, compare, copy, guest, hooks, one, probe, report, run
 from readbench.cli.common import Parser
 from readbench.errors import BadInput, MissingCapability, ReadbenchError
 
-COMMANDS = (probe, one, run, calibrate, atlas, hooks, copy, report, compare)
+COMMANDS = (probe, one, run, calibrate, atlas, hooks, copy, report, compare, guest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             "ci95": cell["ci95_ns"],
             "n_processes": cell["n_processes"],
             "n_values": cell["n_values"],
+            "virtualization": plan.probe.get("virtualization"),
         }
         comp = next((c for c in res.get("comparisons", []) if c["name"] == target.name), None)
         if comp:
@@ -104,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.out:
             shutil.rmtree(tmp, ignore_errors=True)
+    from readbench.measure import machine
+
+    if machine.emulated(out.get("virtualization") or {}):
+        print(f"readbench: note: {machine.EMULATED_NOTE}", file=sys.stderr)
     if args.json:
         emit_json(out)
     else:

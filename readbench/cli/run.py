@@ -139,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         runner.prepare_data(plan)
         run, manifest = runner.start(plan, out)
     runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
+    from readbench.measure import machine
+
+    if machine.emulated(plan.probe.get("virtualization") or {}):
+        runner.console.print(f"[yellow]note[/yellow]: {machine.EMULATED_NOTE}")
     try:
         manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
     except runner.Interrupted as e:

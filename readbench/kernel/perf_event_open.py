@@ -456,3 +456,58 @@ def hardware_counter_error() -> str | None:
 def hardware_counters_available() -> bool:
     """True when a cycles counter opens on this thread (the probe's perf.hardware_counters)."""
     return hardware_counter_error() is None
+
+
+# --- tracepoint counting ---------------------------------------------------------------
+
+PERF_TYPE_TRACEPOINT = 2
+
+
+class TracepointCounters:
+    """How often each of many tracepoints fires in the calling thread, counted by the
+    kernel's perf tracepoint events: one group, its leader handed to the C loop as a ctl fd,
+    so the count covers the timed loop and nothing else, and no BPF program is loaded. The
+    atlas screens a kernel's hundreds of read-side tracepoints this way before it tries and
+    counts the ones that fire with BPF."""
+
+    def __init__(self, ids: dict[str, int]) -> None:
+        self.fds: dict[str, int] = {}
+        self.ids: dict[int, str] = {}
+        self.refused: dict[str, str] = {}
+        self.leader = -1
+        for name, tp_id in ids.items():
+            attr = PerfEventAttr()
+            attr.type, attr.config = PERF_TYPE_TRACEPOINT, tp_id
+            attr.read_format = PERF_FORMAT_GROUP | PERF_FORMAT_ID
+            attr.flags = F_DISABLED if self.leader < 0 else 0
+            try:
+                fd = perf_event_open(attr, 0, -1, self.leader)
+            except OSError as e:
+                self.refused[name] = explain(e, f"tracepoint {name}")
+                continue
+            self.fds[name] = fd
+            self.ids[event_id(fd)] = name
+            if self.leader < 0:
+                self.leader = fd
+
+    def read(self) -> dict[str, int]:
+        if self.leader < 0:
+            return {}
+        raw = os.read(self.leader, 8 * (1 + 2 * len(self.fds)))
+        (nr,) = struct.unpack_from("<Q", raw, 0)
+        out = {}
+        for i in range(nr):
+            v, i_d = struct.unpack_from("<QQ", raw, 8 + 16 * i)
+            out[self.ids[i_d]] = int(v)
+        return out
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds, self.leader = {}, -1
+
+    def __enter__(self) -> TracepointCounters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

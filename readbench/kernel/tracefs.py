@@ -4,6 +4,7 @@ that attaches a classic tracepoint (libbpf finds its id under tracefs/events).""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 
@@ -42,3 +43,19 @@ def ensure_tracefs() -> str:
         e = ctypes.get_errno()
         return f"mounting tracefs at {TRACEFS} failed: errno {e} {os.strerror(e)}"
     return f"mounted tracefs at {TRACEFS} (private to this process)"
+
+
+@functools.cache
+def traceable_functions() -> frozenset[str] | None:
+    """Functions ftrace can patch (tracefs available_filter_functions): the ones with an
+    __fentry__ call site. fentry/fexit trampolines need that site, and kprobes refuse the
+    others unless the kernel has CONFIG_KPROBE_EVENTS_ON_NOTRACE. None when unreadable."""
+    ensure_tracefs()
+    ev = events_dir()
+    if ev is None:
+        return None
+    try:
+        text = (ev.parent / "available_filter_functions").read_text()
+    except OSError:
+        return None
+    return frozenset(line.split()[0] for line in text.splitlines() if line.strip())

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from readbench.errors import BadInput
-from readbench.model.workloads import NEEDS_DIRECT_IO, NEEDS_EVICTION
+from readbench.model.workloads import DATA_CACHED, DATA_STREAM, NEEDS_DIRECT_IO, NEEDS_EVICTION, get
+from readbench.store.cache import cache_home
 
 MiB = 1024 * 1024
 CACHED_BYTES = 4 * MiB  # >= 2 × the largest default size
@@ -29,8 +30,9 @@ NO_PAGECACHE_FS = {"tmpfs", "ramfs", "devtmpfs", "hugetlbfs", "rootfs"}
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "readbench" / "data"
+    """READBENCH_DATA_DIR, else the cache's data/ (a guest sets it to its ext4 disk)."""
+    env = os.environ.get("READBENCH_DATA_DIR")
+    return Path(env) if env else cache_home() / "data"
 
 
 def llc_bytes() -> int:
@@ -54,12 +56,14 @@ def stream_bytes() -> int:
 
 
 def file_for(data_dir: Path, workload: str) -> tuple[Path | None, int]:
-    """(path, size) of the data file a workload reads; (None, 0) for pipe."""
-    if workload == "pipe":
+    """(path, size) of the data file a workload reads (its record's `data`); (None, 0) for
+    none (pipe)."""
+    kind = get(workload).data
+    if kind is None:
         return None, 0
-    if workload == "cached":
+    if kind == DATA_CACHED:
         return data_dir / "cached-4MiB.dat", CACHED_BYTES
-    if workload == "cached-stream":
+    if kind == DATA_STREAM:
         n = stream_bytes()
         return data_dir / f"stream-{n // MiB}MiB.dat", n
     return data_dir / f"cold-{COLD_BYTES // MiB}MiB.dat", COLD_BYTES

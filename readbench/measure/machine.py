@@ -8,6 +8,7 @@ The object is `readbench probe --json` and is stored in every run's manifest.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -43,6 +44,39 @@ def _read(path: str) -> str | None:
         return Path(path).read_text().strip()
     except OSError:
         return None
+
+
+# Set by `readbench guest` in the guest it boots: its description (JSON), so every probe,
+# manifest and report made inside records how the guest ran (TCG: times are emulated).
+GUEST_ENV = "READBENCH_GUEST"
+
+
+def virtualization(flags: list[str]) -> dict[str, Any]:
+    """Whether this machine is a virtual one and whether its CPU is emulated. Hardware
+    times are what a KVM (or other hardware-assisted) guest measures; a TCG guest's times
+    are emulated and must never be presented or compared as hardware times."""
+    out: dict[str, Any] = {"hypervisor": "hypervisor" in flags, "guest": None,
+                           "accel": None, "emulated": False}  # fmt: skip
+    text = os.environ.get(GUEST_ENV)
+    if text:
+        try:
+            g = json.loads(text)
+        except json.JSONDecodeError:
+            g = None
+        if isinstance(g, dict):
+            out.update(guest=g, accel=g.get("accel"), emulated=bool(g.get("emulated")))
+    return out
+
+
+EMULATED_NOTE = (
+    "this machine's CPU is emulated (QEMU TCG): every time here is an emulated time, not a "
+    "hardware time; counts, attachability, arguments and the copy routine are facts"
+)
+
+
+def emulated(virt: dict[str, Any]) -> bool:
+    """Whether a probe's `virtualization` says its times are emulated (a TCG guest)."""
+    return bool(virt.get("emulated"))
 
 
 def kernel_info() -> dict[str, Any]:
@@ -106,11 +140,13 @@ def probe(data_dir: Path | None = None) -> dict[str, Any]:
 
     cpu_ = cpu_info()
     kern = kernel_info()
+    virt = virtualization(cpu_["flags"])
     # predict() with kallsyms, CPUID and (where /proc/kcore or a vmlinux is readable) text checks
     routine = copyroutine.probe()
     return {
         "cpu": cpu_,
         "kernel": kern,
+        "virtualization": virt,
         "copy_routine": routine,
         "perf": perf_info(),
         "attach_types": bpf_probe.probe_attach_types(),

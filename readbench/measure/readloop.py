@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from readbench.errors import MeasurementError
+from readbench.errors import MeasurementError, MissingCapability
 from readbench.measure._readloop import ffi, lib
 from readbench.model.workloads import SYSCALL_OF, WORKLOADS  # noqa: F401  (re-exported)
 
@@ -16,9 +16,18 @@ from readbench.model.workloads import SYSCALL_OF, WORKLOADS  # noqa: F401  (re-e
 class BatchResult:
     ns: int  # elapsed inside the timed loop(s) only
     ops: int
-    syscalls: int  # read()/pread() calls made; > ops only for pipe top-ups
+    syscalls: int  # read syscalls made; > ops only for pipe top-ups, 0 for mmap
     bytes: int
-    evictions: int  # untimed page-cache evictions (uncached)
+    evictions: int  # untimed page-cache evictions (uncached, mmap-fault)
+    eagains: int = 0  # RWF_NOWAIT reads that returned EAGAIN (the batch then failed)
+    drains: int = 0  # untimed pipe drains between timed segments (splice)
+    major_faults: int = 0  # inside the timed window(s)
+    minor_faults: int = 0
+
+    @property
+    def calls(self) -> int:
+        """The read calls of the batch, or its ops where a read is no call (mmap)."""
+        return self.syscalls or self.ops
 
     @property
     def ns_per_op(self) -> float:
@@ -50,7 +59,10 @@ class ReadLoop:
         cpath = os.fsencode(path) if path is not None else ffi.NULL
         rc = lib.rb_open(WORKLOADS[workload], cpath, size, buf_offset, io_align, out, err, 512)
         if rc != 0:
-            raise MeasurementError(ffi.string(err).decode(errors="replace"))
+            msg = ffi.string(err).decode(errors="replace")
+            if rc <= -lib.RB_REFUSED:
+                raise MissingCapability(f"workload {workload}: {msg}")
+            raise MeasurementError(msg)
         self._ctx = out[0]
         self._err = err
         self._res = ffi.new("struct rb_result *")
@@ -64,7 +76,14 @@ class ReadLoop:
             msg = ffi.string(self._err).decode(errors="replace")
             raise MeasurementError(f"{msg} [{errno_mod.errorcode.get(-rc, rc)}]")
         r = self._res
-        return BatchResult(int(r.ns), int(r.ops), int(r.syscalls), int(r.bytes), int(r.evictions))
+        return BatchResult(int(r.ns), int(r.ops), int(r.syscalls), int(r.bytes),
+                           int(r.evictions), int(r.eagains), int(r.drains),
+                           int(r.major_faults), int(r.minor_faults))  # fmt: skip
+
+    def set_gate(self, address: int | None) -> None:
+        """Point the C loop at a u32 it sets to 1 inside timed loops (0 outside): the atlas's
+        counting program counts only then. None: no gate."""
+        lib.rb_set_gate(self._ctx, ffi.cast("uint32_t *", address) if address else ffi.NULL)
 
     def calibrate(self, target_ns: float) -> int:
         """Loops whose batch takes about `target_ns`, from untimed trial batches growing ×4
@@ -102,6 +121,13 @@ class ReadLoop:
 
     def __del__(self) -> None:
         self.close()
+
+
+def io_uring_refusal() -> str | None:
+    """The kernel's reason when this process may not create an io_uring, else None."""
+    err = ffi.new("char[512]")
+    rc = lib.rb_io_uring_probe(err, 512)
+    return ffi.string(err).decode(errors="replace") if rc != 0 else None
 
 
 def spin_iters_for(ns: float) -> int:

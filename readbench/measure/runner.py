@@ -34,9 +34,11 @@ from rich.progress import (
 from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MeasurementError
 from readbench.measure import datafiles, machine
+from readbench.measure.readloop import io_uring_refusal
 from readbench.measure.worker import cell_argv
 from readbench.model import hookspec, schema
 from readbench.model.matrix import Cell, Matrix, validate
+from readbench.model.workloads import get
 from readbench.render.terminal import console
 from readbench.store.rundir import RunDir, atomic_write_json
 
@@ -84,7 +86,7 @@ def plan_run(
     datafiles.check_data_dir(data_dir)
     io_align = 0
     dio: int | None = 0
-    if "direct" in workloads:
+    if any(get(w).needs_direct_io for w in workloads):
         dio = datafiles.direct_io_alignment(data_dir)
         io_align = dio or 0
     cells = validate(matrix, parse_hook=hookspec.parse, io_align=dio)
@@ -92,7 +94,15 @@ def plan_run(
     skipped: list[dict[str, str]] = []
     runnable: list[Cell] = []
     avail_cache: dict[tuple[str, str], tuple[bool, str]] = {}
+    # A read kind the kernel refuses (io_uring disabled, or denied by a policy): its cells are
+    # skipped with the kernel's reason, like a refused hook.
+    ring = any(get(w).needs_io_uring for w in workloads)
+    ring_refusal = io_uring_refusal() if ring else None
     for c in cells:
+        if ring_refusal and get(c.workload).needs_io_uring:
+            skipped.append({"cell": c.name, "hook": c.hook, "workload": c.workload,
+                            "reason": ring_refusal})  # fmt: skip
+            continue
         if c.hook != "none":
             key = (c.hook, c.workload)
             if key not in avail_cache:
@@ -186,7 +196,7 @@ class ChildRunner:
 
 
 def _cell_argv(plan: Plan, cell: Cell) -> list[str]:
-    align = plan.io_align if cell.workload == "direct" else 0
+    align = plan.io_align if get(cell.workload).needs_direct_io else 0
     data = plan.data_files.get(cell.workload, "")
     return cell_argv(cell.workload, cell.size, cell.buf_offset, cell.hook, align, data)
 
@@ -365,6 +375,9 @@ def execute(
                     if not run.side_file("atlas", f"{w}/{size}").exists():
                         progress.update(task, description=f"hook-point atlas {w}/{size}")
                         _atlas(plan, run, child, manifest, w, size)
+            if m.atlas and not (run.path / "coverage.json").exists():
+                progress.update(task, description="coverage matrix of the run's read kinds")
+                _coverage(plan, run, child, manifest)
             if m.calibrate and not (run.path / "calibration.json").exists():
                 progress.update(task, description="calibration of the paired test")
                 _calibration(plan, run, child, manifest)
@@ -446,6 +459,26 @@ def _atlas(
         _side_failure(manifest, f"{w}/{size}", "atlas", _error_tail(proc.stderr))
         return
     run.write_side("atlas", f"{w}/{size}", json.loads(proc.stdout))
+
+
+COVERAGE_SIZE = 4096  # every read kind's rules allow it (mmap: whole pages)
+
+
+def _coverage(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
+    """`readbench atlas --coverage` over the run's read kinds (fires per op of every point on
+    each); the report costs its recommendation with the run's own paired claims."""
+    kinds = sorted({c.workload for c in plan.cells}, key=lambda w: get(w).c_id)
+    kinds = [w for w in kinds if get(w).cell_rule(COVERAGE_SIZE, 0) is None]
+    if not kinds:
+        return
+    cmd = [sys.executable, "-m", "readbench", "atlas", "--coverage", "--json", "--no-overhead",
+           "--workloads", ",".join(kinds), "--size", str(COVERAGE_SIZE),
+           "--data-dir", str(plan.data_dir)]  # fmt: skip
+    proc = child.run(cmd, timeout=900)
+    if proc.returncode != 0:
+        _side_failure(manifest, "coverage", "atlas", _error_tail(proc.stderr))
+        return
+    atomic_write_json(run.path / "coverage.json", json.loads(proc.stdout))
 
 
 def _calibration(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:

@@ -66,11 +66,14 @@ def attach_hook(args: Any, **kw: Any) -> Any:
         return None
     if args.rb_hook.startswith("point:"):
         # The atlas's counting program on any point: point:ATTACH:GROUP/TARGET (its overhead)
-        from readbench.atlas.probe import PointHook
+        from readbench.bpf.points import NO_TGID, PointHook
+        from readbench.model import hookspec
 
-        _, attach, where = args.rb_hook.split(":", 2)
-        group, _, target = where.rpartition("/")
-        return PointHook(attach, target, group)
+        spec = hookspec.parse(args.rb_hook)
+        # floor: the same program with a filter that never matches (the BPF-stats floor)
+        tgid = NO_TGID if kw.get("floor") else None
+        return PointHook(spec.attach, spec.bare_target, spec.group, tgid=tgid,
+                         stats=bool(kw.get("stats")))  # fmt: skip
     from readbench.bpf import attach as bpf_attach
     from readbench.model import hookspec
 

@@ -74,16 +74,24 @@ def _any(prefixes: str) -> str:
 LAYERS: tuple[Layer, ...] = (
     Layer(USER, 0, "the C loop and libc's syscall wrapper", _any(USER_FRAME)),
     Layer(
-        SYSCALL, 1, "entry, dispatch, mitigations and the return to user space",
+        SYSCALL, 1, "the way into the kernel and back: the syscall (or an mmap read's page "
+        "fault, or io_uring's submission ring), dispatch, mitigations, the return to user space",
         _any(
             """
             entry_SYSCALL entry_INT80 do_syscall_ do_int80 x64_sys_call __x64_sys_
             __ia32_sys_ __do_sys_ __se_sys_ syscall_ __syscall_ exit_to_user_mode
             __exit_to_user_mode arch_exit_ __rseq_ rseq_ fpregs_ switch_fpu fpu__
             restore_fpregs amd_clear_divider clear_bhb mds_clear audit_ __audit_
-            task_work_run resume_user_mode_work
+            task_work_run resume_user_mode_work asm_exc_page_fault exc_page_fault
+            do_user_addr_fault handle_mm_fault __handle_mm_fault handle_pte_fault do_fault
+            do_read_fault __do_fault do_pte_missing lock_vma_under_rcu lock_mm_and_find_vma
+            mm_account_fault io_submit_sqes io_issue_sqe io_uring_ __io_uring io_cqring_
+            __io_cqring io_req_ __io_req io_fill_cqe io_queue_sqe io_init_req io_get_sqe
+            io_alloc_req io_run_task_work __io_submit_flush io_submit_flush io_free_batch
+            io_put_task io_cq_ __io_cq
             """
         ),
+        tracepoints=r"^io_uring/",
     ),
     Layer(
         BPF, 2, "BPF programs that ran on the read's path (a baseline cell has none of its "
@@ -106,7 +114,9 @@ LAYERS: tuple[Layer, ...] = (
             atime_needs_update current_time inode_needs_ make_vfsuid make_vfsgid
             file_accessed generic_update_time inode_update_time init_sync_kiocb
             import_ubuf import_iovec import_single_range do_readv do_preadv
-            file_ra_state_init
+            file_ra_state_init io_read __io_read io_read_fixed io_rw_ io_import_
+            io_iter_do_read io_prep_rw io_prep_read do_splice __do_splice do_splice_read
+            do_splice_to splice_file_to_pipe vfs_splice_read
             """
         ),
     ),
@@ -253,7 +263,7 @@ LAYERS: tuple[Layer, ...] = (
         ),
     ),
     Layer(
-        MM, 15, "page freeing, memcg charge and uncharge, LRU, pinning user pages, page faults",
+        MM, 15, "page freeing, memcg charge and uncharge, LRU, pinning user pages",
         _any(
             """
             __folio_put folio_put folios_put put_page __put_page release_pages
@@ -271,9 +281,7 @@ LAYERS: tuple[Layer, ...] = (
             __folio_batch_add_and_move folio_add_lru folio_activate lru_add lru_cache_
             workingset_ gup_ get_user_pages __get_user_pages pin_user_pages
             internal_get_user_pages follow_page unpin_user_ try_grab_ iov_iter_extract
-            iov_iter_get_pages folio_mark_dirty folio_mapping handle_mm_fault
-            __handle_mm_fault exc_page_fault asm_exc_page_fault do_user_addr_fault
-            mm_account_fault
+            iov_iter_get_pages folio_mark_dirty folio_mapping
             """
         ),
     ),
@@ -477,7 +485,7 @@ def function_layer(function: str) -> str:
 def tracepoint_layer(group: str, name: str) -> str:
     """The layer of a read-side tracepoint (group/name as in tracefs)."""
     key = f"{group}/{name}"
-    for lname in (IRQ, MAPPING, FILL, LOOKUP, BLOCK, FS):
+    for lname in (IRQ, MAPPING, FILL, LOOKUP, BLOCK, FS, SYSCALL):
         if re.match(BY_NAME[lname].tracepoints, key):
             return lname
     return SYSCALL if group in ("syscalls", "raw_syscalls") else OTHER

@@ -636,3 +636,47 @@ def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
             "each bar); middle: the same stacks in ns per read (linear axis); right, where a "
             "workload's reads span more than 30×: its smaller sizes.",
         )
+
+
+@_quiet
+def coverage_heatmap(cov: dict[str, Any] | None) -> Figure | None:
+    """Points × read kinds, measured fires per op (annotated; 0 shows as a pale cell). Rows
+    that no attach type reaches, or that never fired on any kind, are left to the table."""
+    if not cov or not cov.get("points"):
+        return None
+    kinds = [k["workload"] for k in cov["kinds"]]
+    rows = []
+    for r in cov["points"]:
+        f = [r["fires_per_op"].get(k) for k in kinds]
+        if all(v is None for v in f) or not any(v for v in f if v is not None):
+            continue
+        label = f"{r['group']}:{r['target']}" if r.get("group") else r["target"]
+        rows.append((f"{label} ({r['via']})", f))
+    if not rows:
+        return None
+    with plt.rc_context(RC):
+        val = pd.DataFrame([f for _, f in rows], index=[_label(n) for n, _ in rows],
+                           columns=kinds, dtype=float)  # fmt: skip
+        annot = val.map(lambda v: "" if pd.isna(v) else ("0" if v == 0 else f"{v:.2g}"))
+        fig, ax = plt.subplots(
+            figsize=(min(3.5 + 0.8 * len(kinds), 16), min(1.8 + 0.32 * len(rows), 24)),
+            layout="constrained",
+        )
+        shown = np.log10(1 + val.astype(float))
+        sns.heatmap(shown, annot=annot.to_numpy(), fmt="", cmap="rocket_r", vmin=0,
+                    ax=ax, annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
+                    cbar_kws={"label": "log10(1 + fires per op)"})  # fmt: skip
+        ax.set_xticklabels(ax.get_xticklabels(), rotation=40, ha="right")
+        ax.set_xlabel("read kind")
+        ax.set_ylabel("point (attach type it was counted with)")
+        ax.set_title(f"fires per op, {size_label(cov['size'])} B per op")
+        return Figure(
+            "fig-coverage",
+            "Coverage: which points see which reads",
+            _encode(fig),
+            "Heatmap of measured fires per operation, hook points by read kind",
+            "Measured with the atlas's counting program, gated to each read loop's timed "
+            "window (an eviction or pipe drain between segments is never counted). Points no "
+            "attach type reaches here and points that never fired on any kind are only in the "
+            "table below.",
+        )

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from readbench.analysis import anatomy
 from readbench.analysis.stats import analyze_loaded
 from readbench.atlas.points import hooks_for
-from readbench.atlas.recommend import recommend
+from readbench.atlas.recommend import coverage_recommendation, recommend, sees_kind
 from readbench.kernel.cpu import COPY_FLAGS
 from readbench.model import layers
 from readbench.model.hookspec import parse
@@ -139,6 +139,11 @@ def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
     return run_cnt, run_ns, bool(after)
 
 
+def perf_side_files(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's perf/ side files (one per baseline cell), with the cell's fields."""
+    return _side_files(Path(run_dir), "perf")
+
+
 def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split each hooked cell's Δ into BPF program time and mechanism time.
 
@@ -200,7 +205,9 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
     # the kernel's view (copy_flags) decides the copy routine; /proc/cpuinfo flags otherwise
     kview = cpu.get("copy_flags") if isinstance(cpu.get("copy_flags"), dict) else {}
     key_flags = [(f, bool(kview[f]) if f in kview else f in flags) for f in KEY_FLAGS]
-    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(probe.get("virtualization"))
+    virt = probe.get("virtualization") if isinstance(probe.get("virtualization"), dict) else {}
+    guest = virt.get("guest") if isinstance(virt.get("guest"), dict) else {}
+    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(virt.get("hypervisor"))
     kcheck = (
         routine.get("kallsyms_check") if isinstance(routine.get("kallsyms_check"), dict) else {}
     )
@@ -219,6 +226,13 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
         "hw_counters": perf.get("hardware_counters"),
         "perf_reason": perf.get("reason"),
         "vm": vm,
+        # a TCG guest: every time is emulated (readbench guest records how it booted)
+        "emulated": bool(virt.get("emulated")),
+        "accel": virt.get("accel"),
+        "accel_reason": guest.get("accel_reason"),
+        "guest_cpu": guest.get("cpu_model"),
+        "guest_clearcpuid": guest.get("clearcpuid") or [],
+        "guest_host": guest.get("host"),
         "attach": [
             (str(k), v.get("available"), v.get("reason", ""))
             for k, v in (attach.items() if isinstance(attach, dict) else [])
@@ -236,7 +250,7 @@ def build_context(
 ) -> dict[str, Any]:
     alpha, margin = analysis["alpha"], analysis["margin"]
     comps, aa = analysis["comparisons"], analysis["aa"]
-    perf = sorted(_side_files(run_dir, "perf"), key=lambda p: cell_order(p["cell"]))
+    perf = sorted(perf_side_files(run_dir), key=lambda p: cell_order(p["cell"]))
     for p in perf:
         # unsupported counters have no value: listing them as 0 would be a made-up number
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
@@ -246,6 +260,8 @@ def build_context(
     calibration = read_side_json(run_dir / "calibration.json")
     atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
     notes = refusal_notes(atlases)
+    cov = read_side_json(run_dir / "coverage.json")
+    cov = coverage_with_run_overheads(cov, analysis) if isinstance(cov, dict) else None
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
@@ -260,6 +276,7 @@ def build_context(
         "copysweep": figures.copy_strategies(copy_results),
         "progmech": figures.program_vs_mechanism(bpf),
         "aa": figures.aa_forest(aa, analysis["aa_false_positive_rate"], alpha),
+        "coverage": figures.coverage_heatmap(cov),
     }
     m = machine_info(manifest)
     anatomy_rows = [p for p in perf if isinstance(p.get("anatomy"), dict)]
@@ -289,6 +306,7 @@ def build_context(
         "calibration": calibration if isinstance(calibration, dict) else None,
         "atlases": atlases,
         "refusal_notes": notes,
+        "coverage": cov,
         "anatomy_rows": anatomy_rows,
         "anatomy_layers": _shown_layers(anatomy_rows),
         "layer_short": layers.SHORT,
@@ -373,13 +391,40 @@ def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) ->
         ci: dict[str, Any] = {}
         for body, hook in hooks_for(row).items():
             c = None
-            if hook and not hook.startswith("point:"):
+            if hook:  # readbench's own hooks and the counting program's `point:` hooks
                 c = claims.get(f"{w}/{size}/{parse(hook).name}")
             ns[body] = c["delta_ns"] if c else None
             ci[body] = c["delta_ci95"] if c else None
         row["overhead_ns"], row["overhead_ci95"] = ns, ci
-    atlas["recommendations"] = recommend(atlas.get("points", []))
+    atlas["recommendations"] = recommend(atlas.get("points", []), atlas.get("workload"))
     return atlas
+
+
+def coverage_with_run_overheads(cov: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    """The run's coverage matrix, its recommendation costed with the run's own paired claims:
+    a point's counting program (`point:VIA:GROUP/TARGET`), or readbench's empty hook on the
+    raw syscall tracepoints, measured at the coverage's size on a read kind the point sees."""
+    kinds = {k["workload"]: k for k in cov.get("kinds", [])}
+    claims = [c for c in analysis.get("comparisons", []) if c.get("size") == cov.get("size")]
+    overheads: dict[str, dict[str, Any]] = dict(cov.get("overheads") or {})
+    for r in cov.get("points", []):
+        via = r.get("via")
+        if not via or r["key"] in overheads:
+            continue
+        names = {f"point:{via}:{r.get('group') or ''}/{r['target']}"}
+        if r.get("group") == "raw_syscalls":
+            names.add(f"{via}:{r['target']}:empty")
+        for c in sorted(claims, key=lambda c: c.get("delta_ci95", [0, 0])[1] or 0):
+            k = kinds.get(c["workload"])
+            if c.get("hook") in names and k and sees_kind(r, k) and c.get("delta_ns") is not None:
+                overheads[r["key"]] = {
+                    "hook": c["hook"], "on": c["workload"], "ns": c["delta_ns"],
+                    "ci95": c.get("delta_ci95"),
+                }  # fmt: skip
+                break
+    cov["overheads"] = overheads
+    cov["recommendation"] = coverage_recommendation(cov, overheads)
+    return cov
 
 
 def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:

@@ -54,3 +54,35 @@ def print_cells(res: dict[str, Any]) -> None:
             row += ["", "", "", "baseline"]
         t.add_row(*row)
     console.print(t)
+
+
+def coverage_cell(f: float | None) -> str:
+    """A fires-per-op cell of the coverage matrix: '–' where nothing could count it."""
+    if f is None:
+        return "–"
+    return "0" if f == 0 else f"{f:.2f}" if f < 10 else f"{f:.0f}"
+
+
+def print_coverage(cov: dict[str, Any]) -> None:
+    """The coverage matrix (points × read kinds, fires per op) and its recommendation."""
+    from rich.table import Table
+    from rich.text import Text
+
+    kinds = [k["workload"] for k in cov["kinds"]]
+    t = Table(title=f"fires per op, {cov['size']} B per op ({cov.get('fs_type') or '?'}, "
+              f"{cov.get('kernel')})")  # fmt: skip
+    t.add_column("point")
+    t.add_column("via")
+    for k in kinds:
+        t.add_column(k)
+    for r in cov["points"]:
+        label = f"{r['group']}:{r['target']}" if r.get("group") else r["target"]
+        t.add_row(Text(label), r.get("via") or "refused",
+                  *(coverage_cell(r["fires_per_op"].get(k)) for k in kinds))  # fmt: skip
+    console.print(t)
+    rec = cov.get("recommendation") or {}
+    if rec:
+        console.print(Text(f"to {rec['text']}: {rec['summary']}"))
+    chk = cov.get("buffered_check")
+    if chk:
+        console.print(Text(chk["text"]))

@@ -68,6 +68,9 @@ def test_cached_1m_rows(cached_1m: dict) -> None:
         if r["point"] is not None:
             assert r["fires_per_read"] > 0, r
     for r in cached_1m["points"]:
+        # every type that attached counted the same reads: they agree
+        counts = list((r["fires_by_attach"] or {}).values())
+        assert not counts or max(counts) - min(counts) <= 0.01 * max(max(counts), 1), r
         if r["fires_per_read"] == 0:
             assert r["silent"] and "fires" in r["fires_note"] and "caller" in r["fires_note"]
 

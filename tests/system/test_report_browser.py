@@ -120,6 +120,18 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         hook_cost={"rawtp:sys_enter:empty": (60.0, 0.0), "<script>alert(1)</script>": (20.0, 0.0)},
         processes=8,
     )
+    # a SYNTHETIC coverage matrix beside it (labelled so): the section, table and heatmap
+    kinds = [{"workload": w, "op": "<op>", "fd_arg": w != "io_uring", "buffered": True}
+             for w in ("cached", "io_uring", "mmap-fault")]  # fmt: skip
+    pts = [("raw_syscalls", "sys_enter", {"cached": 1.0, "io_uring": 1.0, "mmap-fault": 0.0}),
+           ("filemap", "mm_filemap_fault", {"cached": 0.0, "io_uring": 0.0, "mmap-fault": 1.0}),
+           ("io_uring", "<b>io_uring_submit_req</b>", {"cached": 0, "io_uring": 1.0,
+                                                       "mmap-fault": 0})]  # fmt: skip
+    cov = {"size": 4096, "fs_type": "SYNTHETIC", "kernel": "SYNTHETIC", "kinds": kinds,
+           "points": [{"key": f"{g}/{t}", "group": g, "target": t, "via": "rawtp",
+                       "fires_note": "", "sees": {"file": "struct file *"},
+                       "fires_per_op": f} for g, t, f in pts]}  # fmt: skip
+    (run / "coverage.json").write_text(json.dumps(cov))
     return report.write_report(run, base / "reports")
 
 
@@ -130,10 +142,10 @@ def test_every_figure_loads_and_no_console_errors(
     text = page.read_text()
     n_figures = text.count("<figure ")
     n_icicles = text.count('<svg class="icicle"')
-    assert n_figures == 9 + n_icicles and n_icicles == 18  # one per perf cell
+    assert n_figures == 10 + n_icicles and n_icicles == 18  # one per perf cell
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
     assert res["errors"] == []
-    assert res["n"] == 9
+    assert res["n"] == 10
     assert len(res["icicles"]) == n_icicles
     for fig_id, w, h, complete in res["sizes"]:
         assert complete and w > 0 and h > 0, fig_id
@@ -245,9 +257,12 @@ def test_quick_perf_run_opens_with_anatomy_and_carries_the_atlas(
     assert 'id="fig-anatomy"' in text and "sys_enter" in text[order[2] : order[3]]
     # the call path drawn: an icicle per perf cell, with its measured path
     assert text.count('<svg class="icicle"') == 3 and "measured path to the copy routine" in text
+    # the coverage matrix of the run's read kinds rides with the atlas
+    assert 'id="coverage"' in text and 'id="fig-coverage"' in text
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
     assert res["errors"] == []
     sizes = {fid: (w, h, ok) for fid, w, h, ok in res["sizes"]}
-    w, h, ok = sizes["fig-anatomy"]
-    assert ok and w > 0 and h > 0
+    for fid in ("fig-anatomy", "fig-coverage"):
+        w, h, ok = sizes[fid]
+        assert ok and w > 0 and h > 0, fid
     assert any(ic[3] > 0 and ic[5] > 5 for ic in res["icicles"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from readbench._cffi_build import cdef_of
 from readbench.copy.replicas import VARIANTS
-from readbench.model.workloads import SYSCALL_OF, WORKLOADS
+from readbench.model.workloads import REGISTRY, SYSCALL_OF, WORKLOADS, c_enum_name
 
 SRC = Path(__file__).resolve().parents[2] / "workloads"
 
@@ -20,10 +20,18 @@ def _enum(header: Path, name: str) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", body.group(1))}
 
 
-def test_workload_ids_match_readloop_h() -> None:
+def test_workload_registry_matches_readloop_h() -> None:
+    """One record per C id, and the C names of the loops (wl_names in readloop.c) in id order."""
     c = _enum(SRC / "readloop.h", "rb_workload")
-    assert {f"RB_{w.upper().replace('-', '_')}": i for w, i in WORKLOADS.items()} == c
-    assert set(SYSCALL_OF) == set(WORKLOADS)
+    n = c.pop("RB_NWORKLOADS")
+    assert {c_enum_name(w.name): w.c_id for w in REGISTRY} == c
+    assert sorted(w.c_id for w in REGISTRY) == list(range(n))
+    names = re.search(r"wl_names\[RB_NWORKLOADS\]\s*=\s*\{(.*?)\};",
+                      (SRC / "readloop.c").read_text(), re.S)  # fmt: skip
+    assert names, "wl_names not found in readloop.c"
+    by_id = sorted(REGISTRY, key=lambda w: w.c_id)
+    assert re.findall(r'"([^"]+)"', names.group(1)) == [w.name for w in by_id]
+    assert set(SYSCALL_OF) == {w.name for w in REGISTRY if w.syscalls}
 
 
 def test_copy_variants_match_copy_replicas_h() -> None:
@@ -38,7 +46,7 @@ def test_compiled_modules_carry_the_same_enums() -> None:
     from readbench.measure._readloop import lib as rl
 
     for w, i in WORKLOADS.items():
-        assert getattr(rl, f"RB_{w.upper().replace('-', '_')}") == i
+        assert getattr(rl, c_enum_name(w)) == i
     for v, i in VARIANTS.items():
         assert getattr(cr, f"CR_{v.upper()}") == i
 

@@ -200,3 +200,22 @@ def test_hook_overhead_change_between_runs(tmp_path: Path) -> None:
     assert r["overhead_change_skipped"] == []
     html = write_compare(r, tmp_path / "rep").read_text()
     assert "Hook overhead change, B vs A" in html
+
+
+def test_emulated_runs_are_never_set_against_hardware_runs(tmp_path: Path) -> None:
+    """A TCG guest's times are emulated: compare refuses to test them against a hardware run
+    (exit 2, naming both), and labels a compare of emulated runs as emulated throughout."""
+    hw = write_run(tmp_path / "hw", run_id="hardware", seed=1, sizes=(64,), processes=8)
+    tcg = write_run(tmp_path / "tcg", run_id="tcg-erms", seed=2, sizes=(64,), processes=8,
+                    emulated=True)  # fmt: skip
+    with pytest.raises(BadInput, match=r"tcg-erms ran on an emulated CPU.*hardware on hardware"):
+        compare_runs([hw, tcg])
+    cmd = [sys.executable, "-m", "readbench", "compare", str(hw), str(tcg)]
+    r = subprocess.run([*cmd, "--out", str(tmp_path / "rep")], capture_output=True, text=True)
+    assert r.returncode == 2 and "emulated" in r.stderr and not (tmp_path / "rep").exists()
+    tcg2 = write_run(tmp_path / "tcg2", run_id="tcg-noerms", seed=3, sizes=(64,), processes=8,
+                     emulated=True, erms=False)  # fmt: skip
+    res = compare_runs([tcg, tcg2])
+    assert res["emulated"] and all(run["machine"]["emulated"] for run in res["runs"])
+    html = write_compare(res, tmp_path / "rep2").read_text()
+    assert "EMULATED TIMES" in html and "emulated (tcg)" in html

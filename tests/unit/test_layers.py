@@ -12,6 +12,7 @@ import pytest
 
 from readbench.atlas.points import function_points, syscall_points
 from readbench.model import layers as L
+from readbench.model.workloads import REGISTRY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "symbols"
 KERNELS = ("6.1.0-57-amd64", "6.12.117+deb12-amd64", "6.18.44-fc-v857")
@@ -68,6 +69,12 @@ EXPECTED = {
     "__wake_up_sync_key": L.SCHED, "autoremove_wake_function": L.SCHED,
     "__folio_put": L.MM, "__mem_cgroup_uncharge": L.MM, "__mem_cgroup_charge": L.MM,
     "page_counter_uncharge": L.MM, "free_unref_page": L.MM, "__free_frozen_pages": L.MM,
+    # the other read kinds: io_uring's submission, splice, an mmap read's page fault
+    "io_submit_sqes": L.SYSCALL, "io_issue_sqe": L.SYSCALL, "io_read": L.VFS,
+    "__x64_sys_io_uring_enter": L.SYSCALL, "do_splice": L.VFS, "vfs_splice_read": L.VFS,
+    "filemap_splice_read": L.LOOKUP, "asm_exc_page_fault": L.SYSCALL,
+    "exc_page_fault": L.SYSCALL, "handle_mm_fault": L.SYSCALL, "filemap_fault": L.LOOKUP,
+    "filemap_map_pages": L.LOOKUP,
     # allocators are helpers: their caller's layer, memory management on their own
     "folio_alloc": L.MM, "folio_alloc_noprof": L.MM, "__alloc_pages": L.MM,
     "get_page_from_freelist": L.MM,
@@ -146,6 +153,10 @@ def test_the_atlas_layer_column_uses_the_taxonomy(release: str) -> None:
             L.PIPE if workload == "pipe" else L.FS
         )
     assert {p.layer for p in syscall_points("cached")} == {L.SYSCALL}
+    # every read kind of the registry: every point of its path in a named layer
+    for w in REGISTRY:
+        for p in syscall_points(w.name) + function_points(w.name, "ext4_file_read_iter", None):
+            assert p.layer != L.OTHER, (w.name, p.target)
     # a read function the file did not reveal keeps the layer its place in the path says
     p = function_points("cached", "f_op->read_iter (unknown)", None)
     assert {x.target: x.layer for x in p}["f_op->read_iter (unknown)"] == L.FS

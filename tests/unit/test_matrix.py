@@ -19,6 +19,7 @@ from readbench.model.matrix import (
     parse_sizes,
     validate,
 )
+from readbench.model.workloads import REGISTRY, WORKLOADS
 
 
 class _Spec:
@@ -60,9 +61,31 @@ def test_presets_cover_design_sizes() -> None:
     cells = m.cells()
     for s in DESIGN_SIZES:
         assert any(c.workload == "cached" and c.size == s and c.hook == "none" for c in cells)
-    assert {c.workload for c in cells} == {"cached", "cached-stream", "uncached", "direct", "pipe"}
+    # every read kind of the registry, at the sizes its record says show its shape
+    assert {c.workload for c in cells} == set(WORKLOADS)
+    for w in REGISTRY:
+        for s in w.shape_sizes:
+            assert any(c.workload == w.name and c.size == s for c in cells), (w.name, s)
     hooked = [c for c in cells if c.hook != "none"]
     assert hooked and all(c.baseline in {x.name for x in cells} for c in hooked)
+    # io_uring 4 KiB with points that fire there; mmap-fault with the fault tracepoint
+    assert "io_uring/4096/point:rawtp:filemap/mm_filemap_get_pages" in {c.name for c in cells}
+    assert "mmap-fault/4096/point:rawtp:filemap/mm_filemap_fault" in {c.name for c in cells}
+
+
+def test_registry_cell_rules_refuse_bad_cells_naming_the_rule() -> None:
+    m = Matrix("t", [Block(["mmap-fault"], [100])])
+    with pytest.raises(BadInput, match=r"mmap-fault/100/none: .*multiple of 4096"):
+        validate(m, parse_hook=fake_parse, io_align=-1)
+    m = Matrix("t", [Block(["readv"], [1])])
+    with pytest.raises(BadInput, match=r"readv/1/none: .*size >= 2"):
+        validate(m, parse_hook=fake_parse, io_align=-1)
+    m = Matrix("t", [Block(["splice"], [64], buf_offsets=[7])])
+    with pytest.raises(BadInput, match=r"splice/64\+7/none: .*no user buffer"):
+        validate(m, parse_hook=fake_parse, io_align=-1)
+    m = Matrix("t", [Block(["splice"], [2 << 20])], max_size=4 << 20)
+    with pytest.raises(BadInput, match=r"size <= 1048576"):
+        validate(m, parse_hook=fake_parse, io_align=-1)
 
 
 def test_default_measures_the_exit_side_inspect_where_rawtp_attaches() -> None:

@@ -283,3 +283,14 @@ def test_other_above_ten_percent_lists_its_functions(tmp_path: Path) -> None:
     html = report.write_report(run, tmp_path / "rep").read_text()
     part = html[html.index('id="anatomy"') : html.index('id="callpath"')]
     assert "“other” is" in part and "mystery_function_xyz" in part
+
+
+def test_an_emulated_run_says_so_on_top(tmp_path: Path) -> None:
+    """A run from a TCG guest: the page opens with the emulated-times banner, naming the CPU
+    model the guest was booted with; a hardware run's page has no such banner."""
+    run = write_run(tmp_path / "tcg", sizes=(64,), processes=8, aa=False, emulated=True)
+    page = report.write_report(run, tmp_path / "rep").read_text()
+    assert "EMULATED TIMES" in page and "-cpu max" in page
+    assert page.index("EMULATED TIMES") < page.index('id="answer"')
+    hw = write_run(tmp_path / "hw", sizes=(64,), processes=8, aa=False)
+    assert "EMULATED TIMES" not in report.write_report(hw, tmp_path / "rep").read_text()
