@@ -33,16 +33,33 @@ def _disk_stat(path: Path) -> tuple[Path, list[int]] | None:
     return None
 
 
-def _loop(workload: str, size: int, data_dir: Path):  # type: ignore[no-untyped-def]
+def _loop(workload: str, size: int, data_dir: Path, path: Path | None = None):  # type: ignore[no-untyped-def]
     from readbench.measure import datafiles
     from readbench.measure.readloop import ReadLoop
 
     align = datafiles.direct_io_alignment(data_dir) if workload == "direct" else 0
-    return ReadLoop(workload, size, datafiles.ensure(data_dir, workload), 0, align or 0)
+    path = path or datafiles.ensure(data_dir, workload)
+    return ReadLoop(workload, size, path, 0, align or 0)
+
+
+@pytest.fixture
+def private_file(data_dir: Path):  # type: ignore[no-untyped-def]
+    """A 32 MiB file of this test's own on the data directory's disk: on a shared machine
+    another process reading the shared data file's neighbouring blocks would merge its bios
+    with ours, and its requests are not ours to count."""
+    path = data_dir / f".devwait-{os.getpid()}.dat"
+    with open(path, "wb") as f:
+        f.write(os.urandom(32 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    yield path
+    path.unlink()
 
 
 @pytest.mark.parametrize("workload", ["uncached", "direct"])
-def test_device_wait_counts_one_request_per_read(root: None, data_dir: Path, workload: str) -> None:
+def test_device_wait_counts_one_request_per_read(
+    root: None, data_dir: Path, private_file: Path, workload: str
+) -> None:
     """64 KiB reads of evicted (uncached) or O_DIRECT pages: exactly one request of 64 KiB per
     read, counted by BPF for this process only; the kernel's disk statistics (all processes)
     saw at least as many; the device time is below the read's wall clock."""
@@ -53,7 +70,7 @@ def test_device_wait_counts_one_request_per_read(root: None, data_dir: Path, wor
     disk = _disk_stat(data_dir)
     require(disk is not None, f"not-on-this-kind: {data_dir} is not on a block device")
     assert disk is not None
-    loop = _loop(workload, 65536, data_dir)
+    loop = _loop(workload, 65536, data_dir, private_file)
     try:
         before = disk[0].read_text().split()
         dw = device_wait(loop, 0.2)
@@ -65,6 +82,7 @@ def test_device_wait_counts_one_request_per_read(root: None, data_dir: Path, wor
     reads = dw["reads"]
     assert reads > 100
     assert dw["requests"] in range(reads, reads + 3)  # a request in flight at the start
+    assert dw["issued"] == dw["requests"]  # every request it followed completed
     assert dw["bytes"] == dw["requests"] * 65536
     assert dw["requeues"] == 0 and dw["splits"] == 0
     done = int(after[0]) - int(before[0])

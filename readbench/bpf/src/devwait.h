@@ -3,7 +3,8 @@
 #ifndef DEVWAIT_H
 #define DEVWAIT_H
 
-#define DW_MAX_BIOS 16384    /* bios remembered (LRU) */
+#define DW_MAX_BIOS 16384    /* bios remembered at once */
+#define DW_MAX_BIOS_PER_RQ 64 /* bios of one request forgotten at its completion */
 #define DW_MAX_INFLIGHT 4096 /* requests in flight at once */
 
 /* .rodata: set by the loader before load. */
@@ -17,7 +18,8 @@ struct dw_out {
 	__u64 on;         /* the loader sets 1 around the timed loop: bios queued then count */
 	__u64 bios;       /* bios this process queued (block_bio_queue) while on */
 	__u64 splits;     /* bios split off them (block_split) */
-	__u64 requests;   /* their requests completed (block_rq_issue -> block_rq_complete) */
+	__u64 issued;     /* requests issued carrying one of them (block_rq_issue) */
+	__u64 requests;   /* of those, completed (block_rq_complete) */
 	__u64 requeues;   /* issues the driver handed back (block_rq_requeue) */
 	__u64 bytes;      /* bytes those completions reported */
 	__u64 sum_ns;     /* sum over requests of complete - issue */
