@@ -79,9 +79,13 @@ class DeviceWait:
         struct.pack_into("=Q", self._bss, _ON, 0)
 
     def read(self) -> dict[str, int]:
+        """The counters, and `missed`: firings the kernel skipped (a program already running
+        on that CPU: a completion interrupting its own program), which undercount."""
         assert self._bss is not None
         values = struct.unpack_from(OUT_FORMAT, self._bss, 0)
-        return {name: int(v) for (_, name), v in zip(OUT_FIELDS, values, strict=True)}
+        out = {name: int(v) for (_, name), v in zip(OUT_FIELDS, values, strict=True)}
+        out["missed"] = sum(int(self._obj.program(p).info().recursion_misses) for p in PROGRAMS)
+        return out
 
     def close(self) -> None:
         for link in self._links:

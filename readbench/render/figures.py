@@ -29,7 +29,7 @@ from PIL import Image
 
 from readbench.model import layers as L
 
-DPI = 100
+DPI = 90  # with 128-colour PNGs: the default matrix's report stays under 1 MB
 # Labels come from input files: never let matplotlib interpret them as mathtext.
 RC = {"text.parse_math": False, "svg.fonttype": "none", "axes.titlesize": 10}
 
@@ -76,15 +76,15 @@ def size_label(n: float) -> str:
 _SIZE_FMT = FuncFormatter(lambda x, _pos: size_label(x) if x >= 1 else f"{x:g}")
 
 
-def _encode(fig: plt.Figure) -> str:
-    """The figure as a PNG data: URI, in 256 colours (no dithering): these are flat-coloured
+def _encode(fig: plt.Figure, dpi: int = DPI) -> str:
+    """The figure as a PNG data: URI, in 128 colours (no dithering): these are flat-coloured
     plots, and a palette PNG is about a third of the size of the RGBA one."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     buf.seek(0)
     with Image.open(buf) as im:
-        pal = im.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
+        pal = im.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT,
                                          dither=Image.Dither.NONE)  # fmt: skip
     out = io.BytesIO()
     pal.save(out, format="PNG", optimize=True)
@@ -197,7 +197,7 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
         return Figure(
             "fig-overhead",
             "Hook overhead vs buffer size",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of overhead percent against buffer size per hook, with CI bands",
             "Overhead = exp(Hodges-Lehmann shift of log per-process medians) − 1; band = 95 % "
             "two-level bootstrap CI (log scale). Filled = significant after Holm; dashed = "
@@ -255,7 +255,7 @@ def overhead_heatmap(comps: list[dict[str, Any]], alpha: float) -> Figure | None
         return Figure(
             "fig-heatmap",
             "Overhead heatmap (exploratory, Benjamini-Hochberg)",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Heatmap of overhead percent by workload, hook and size",
             "Exploratory view: cells marked n.s. are not significant after Benjamini-Hochberg "
             f"at q < {alpha:g}. Claims in the tables use Holm, not this map.",
@@ -283,7 +283,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
     with plt.rc_context(RC):
         df = pd.DataFrame(rows)
         keys = sorted(df["workload"].unique())
-        fig, axes = _facets(len(keys), width=5.5)
+        fig, axes = _facets(len(keys), width=5.5, height=3.0)
         hooks = sorted(df["hook"].unique())
         pal = dict(zip(hooks, sns.color_palette("colorblind", len(hooks)), strict=True))
         for ax, w in zip(axes, keys, strict=True):
@@ -312,7 +312,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-dist",
             "Latency distributions (per-process medians)",
-            _encode(fig),
+            _encode(fig, dpi=80),  # many panels of dots and lines
             "Strip and box plots of per-process median ns per op",
             "Each dot is one worker process's median ns/op (the unit of replication); boxes "
             "show quartiles across processes.",
@@ -321,7 +321,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
 
 @_quiet
 def ecdfs(
-    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 12
+    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 9
 ) -> Figure | None:
     """ECDF of every value per cell, one panel per (workload, size): the tails, where
     a hook's cost can hide, which medians do not show. `values` maps cell name to its
@@ -364,7 +364,7 @@ def ecdfs(
         return Figure(
             "fig-ecdf",
             "Latency ECDFs (all values)",
-            _encode(fig),
+            _encode(fig, dpi=80),  # many panels of dots and lines
             "Empirical CDFs of ns per op for each workload and size, by hook",
             "Every value of every process pooled per cell, for shape and tails only: tests "
             "use per-process medians." + more,
@@ -391,7 +391,7 @@ def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-copyfrac",
             "Copy fraction vs size",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of copy-routine share of read samples vs size",
             "Share of perf samples of read() that fall in the copy routine (or on the inlined "
             "copy instruction), from the separate perf pass.",
@@ -414,7 +414,7 @@ def copy_strategies(results: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-copy",
             "User-space copy strategies",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of GB/s vs size per copy variant",
             "User-space replicas of the kernel copy loops (rep movsb, rep movsq, unrolled, "
             "libc memcpy).",
@@ -464,7 +464,7 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-progmech",
             "Program vs mechanism time per hook",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Stacked bars of BPF program time and mechanism time per hooked cell",
             "Program time = (Σ run_time_ns − floor × run_cnt) / ops from the BPF_ENABLE_STATS "
             "side pass (floor: same program, never-matching filter); mechanism "
@@ -606,7 +606,7 @@ def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
                 small[w] = sub[total <= float(np.sqrt(total.min() * total.max()))]
         ncols = 3 if small else 2
         fig, axes = plt.subplots(
-            len(keys), ncols, figsize=(4.3 * ncols, 2.5 * len(keys) + 0.6), squeeze=False,
+            len(keys), ncols, figsize=(4.3 * ncols, 2.2 * len(keys) + 0.6), squeeze=False,
             layout="constrained", width_ratios=[1.25, 1, 1][:ncols],
         )  # fmt: skip
         present: list[str] = []

@@ -19,9 +19,9 @@ from typing import Any
 from readbench.model import layers as L
 
 WIDTH = 1200.0  # SVG user units, about the page's width in pixels (the <svg> scales to it)
-ROW = 16.0
+ROW = 16
 CHAR = 6.6  # width of one character of the 11px monospace label
-MIN_FRACTION = 0.005  # frames narrower than this share of the samples are not drawn
+MIN_FRACTION = 0.015  # frames narrower than this share of the samples (18 px) are not drawn
 MAX_DEPTH = 48
 
 
@@ -63,7 +63,7 @@ def layout(
         if depth == 0:
             name = f"read(): {total:,} samples, {cpu_ns:,.0f} ns on CPU per read"
         title = f"{node['name']} · {node['layer']} · {share:.1%} · {share * cpu_ns:,.0f} ns"
-        y = depth * ROW
+        y = int(depth * ROW)
         frames.append(Frame(round(x, 1), y, round(w, 1), round(x + 2, 1), y + 11.5,
                             _fit(name, w), title, layer_class(node["layer"])))  # fmt: skip
         for child in node["children"]:
@@ -85,9 +85,9 @@ def css() -> str:
     """The stylesheet of the icicles: one class per layer's colour."""
     from readbench.render.figures import LAYER_COLORS
 
-    rules = [f".{layer_class(n)}{{fill:{c}}}" for n, c in LAYER_COLORS.items()]
+    rules = [f"g.{layer_class(n)}{{fill:{c}}}" for n, c in LAYER_COLORS.items()]
     return (
         "svg.icicle{width:100%;height:auto;border:1px solid #eee}"
         "svg.icicle text{font:11px monospace;fill:#111;pointer-events:none}"
-        "svg.icicle rect{stroke:#fff;stroke-width:.5}" + "".join(rules)
+        "svg.icicle rect{stroke:#fff;stroke-width:.5;height:15px}" + "".join(rules)
     )

@@ -81,8 +81,10 @@ def test_device_wait_counts_one_request_per_read(
     assert dw["available"], dw.get("reason")
     reads = dw["reads"]
     assert reads > 100
-    assert dw["requests"] in range(reads, reads + 3)  # a request in flight at the start
-    assert dw["issued"] == dw["requests"]  # every request it followed completed
+    # one request per read (a request in flight at the start may add one); a firing the kernel
+    # skipped (a program already running on that CPU) is counted in `missed`
+    assert reads - dw["missed"] <= dw["requests"] <= reads + 2, dw
+    assert dw["issued"] - dw["missed"] <= dw["requests"] <= dw["issued"], dw
     assert dw["bytes"] == dw["requests"] * 65536
     assert dw["requeues"] == 0 and dw["splits"] == 0
     done = int(after[0]) - int(before[0])

@@ -256,7 +256,7 @@ def test_quick_perf_run_opens_with_anatomy_and_carries_the_atlas(
     assert order == sorted(order)  # the answer first, then the anatomy, then the atlas
     assert 'id="fig-anatomy"' in text and "sys_enter" in text[order[2] : order[3]]
     # the call path drawn: an icicle per perf cell, with its measured path
-    assert text.count('<svg class="icicle"') == 3 and "measured path to the copy routine" in text
+    assert text.count('<svg class="icicle"') == 3 and "Measured path to the copy routine" in text
     # the coverage matrix of the run's read kinds rides with the atlas
     assert 'id="coverage"' in text and 'id="fig-coverage"' in text
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)

@@ -266,9 +266,9 @@ def test_call_paths_are_drawn_as_icicles_with_escaped_names(tmp_path: Path) -> N
     assert part.count('<svg class="icicle"') == 2
     assert "<script>" not in html and "&lt;script&gt;evil&lt;/script&gt;" in part
     # the measured path, the founding question's sequence, ends at the copy routine
-    assert "measured path to the copy routine" in part
-    seq = [part.index(f) for f in ("vfs_read</td>", "filemap_read</td>", "_copy_to_iter</td>",
-                                    "rep_movs_alternative</td>")]  # fmt: skip
+    assert "Measured path to the copy routine" in part
+    seq = [part.index(f">{f}</span>") for f in ("vfs_read", "filemap_read", "_copy_to_iter",
+                                                 "rep_movs_alternative")]  # fmt: skip
     assert seq == sorted(seq)
     assert "ly12" in part  # the copy layer's colour class (model.layers order)
 
