@@ -6,10 +6,15 @@
 #   linux-perf        perf bench mem (copy-replica cross-check), perf record (attribution check)
 #   chromium, fonts   the report's headless-browser test
 #   gcc               the cffi C loops (workloads/*.c) and the bench/ C programs
+#   qemu-system-x86, kmod, busybox-static, udev, e2fsprogs
+#                     `readbench guest` (QEMU; depmod for the guest kernel's modules; the
+#                     initramfs virtme-ng builds; udev for the guest's script I/O ports;
+#                     mkfs.ext4 for the guest's data disk), and the tests' guest lane
 #   liburing-dev      io_uring for the io_uring workloads (the C loops link liburing)
 # Not root: print what is missing and exit 3 (the tests that need them then skip, or fail in CI).
 set -eu
 PKGS="clang llvm libbpf-dev libbpf1 bpftool linux-perf chromium fonts-dejavu-core gcc liburing-dev"
+PKGS="$PKGS qemu-system-x86 kmod busybox-static udev e2fsprogs"
 [ -n "${READBENCH_EXTRA_PKGS:-}" ] && PKGS="$PKGS $READBENCH_EXTRA_PKGS"
 
 missing=""

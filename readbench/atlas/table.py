@@ -8,6 +8,7 @@ never estimated), the arguments a program receives (BTF) and what they give acce
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,12 @@ class _Trials:
         return probe.try_and_count(attach, target, group, self.loop, self.reads)
 
 
-def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
+Trial = Callable[..., dict[str, Any]]  # (attach, target[, group]) -> {available, reason, …}
+
+
+def _function_row(
+    p: Point, syms: frozenset[str], b: btf.Btf | None, tr: Trial = probe.trial
+) -> dict[str, Any]:
     exists = p.target in syms
     args = b.function(p.target) if b else None
     presence = "present" if exists else (
@@ -108,7 +114,7 @@ def _function_row(p: Point, syms: frozenset[str], b: btf.Btf | None, tr: _Trials
     return {"presence": presence, "args": args, "attach": attach}
 
 
-def _tracepoint_row(p: Point, b: btf.Btf | None, tr: _Trials) -> dict[str, Any]:
+def _tracepoint_row(p: Point, b: btf.Btf | None, tr: Trial = probe.trial) -> dict[str, Any]:
     args = b.tracepoint(p.target) if b else None
     args = [{"name": a["name"] or f"arg{i}", "type": a["type"]} for i, a in enumerate(args or [])]
     attach = {t: tr(t, p.target, p.group) for t in ("rawtp", "tpbtf", "tp")}

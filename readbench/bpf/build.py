@@ -111,7 +111,15 @@ def _build(name: str, src_dir: Path) -> Path:
     obj = out_dir / f"{name}.bpf.o"
     if obj.exists():
         return obj
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".w-"):
+            pass
+    except OSError as e:
+        raise MissingCapability(
+            f"the BPF build cache {out_dir} is not writable ({e.strerror or e}): point "
+            "READBENCH_BPF_CACHE (or XDG_CACHE_HOME) at a writable directory"
+        ) from None
     vmlinux_h = out_dir / "vmlinux.h"
     if not vmlinux_h.exists():
         with tempfile.NamedTemporaryFile(dir=out_dir, delete=False, suffix=".h.tmp") as tmp:

@@ -21,6 +21,8 @@ from readbench.model import hookspec
 from tests.guest.conftest import ROOT, guest, show
 
 HERE = Path(__file__).resolve().parent
+# A TCG guest is slow (a boot ~20 s, the 6.1 suite ~10 min): past the suite's 600 s default.
+pytestmark = pytest.mark.timeout(3600)
 
 # The pre-6.4 routines' kprobe programs (24 tests that skip on a 6.4+ host kernel).
 PRE64_VERIFIER_TESTS = [

@@ -111,3 +111,17 @@ def test_real_build_into_fresh_cache(tmp_path: Path, monkeypatch) -> None:  # ty
     monkeypatch.setattr(bpf_build, "_built", {})
     assert bpf_build.object_path() == obj
     assert obj.stat().st_mtime_ns == mtime
+
+
+def test_read_only_cache_names_the_directory_and_the_way_out(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A guest's home is read-only: the build says which directory and how to point it
+    elsewhere, instead of an OSError traceback (the 6.1 guest printed EROFS)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setenv("READBENCH_BPF_CACHE", str(ro / "cache"))
+    monkeypatch.setattr(bpf_build, "_built", {})
+    if os.geteuid() == 0:  # root writes through 0500: use a read-only bind instead
+        monkeypatch.setenv("READBENCH_BPF_CACHE", "/proc/readbench-bpf-cache")
+    with pytest.raises(MissingCapability, match=r"not writable.*READBENCH_BPF_CACHE"):
+        bpf_build.object_path()

@@ -41,12 +41,14 @@ def test_sweep_shape_and_consistency(tmp_path: Path) -> None:
 
     names = {b.get_name() for b in pyperf.BenchmarkSuite.load(str(suite)).get_benchmarks()}
     assert copybench.bench_name("libc", 65536, 3, 5) in names
-    # Per-copy cost grows with size far more slowly than size: libc's 64 KiB copy moves
-    # far more bytes per ns than its 8 B copy (call + setup dominate). Not asserted for
-    # movsb: a rep movsb whose destination is misaligned against its source can crawl
-    # (Zen 4 here: ~2.8 GB/s at src+3/dst+5 against ~50 GB/s aligned).
+    # How many bytes per ns a misaligned copy moves depends on the CPU and the routine (glibc
+    # takes rep movsb at 64 KiB, and a misaligned rep movsb crawls on some CPUs: 1.87 GB/s
+    # against 3.57 GB/s at 8 B on an AMD EPYC): a finding, measured by the benchmark
+    # bench/bench_copy_test.py::test_misalignment_penalty, not a property of the code.
+    # What holds on any CPU: 8192 times the bytes take longer.
     by = {(r["variant"], r["size"]): r for r in res}
-    assert by[("libc", 65536)]["gbps"] > 2 * by[("libc", 8)]["gbps"]
+    for v in ("movsb", "libc"):
+        assert by[(v, 65536)]["ns_per_copy"] > by[(v, 8)]["ns_per_copy"]
 
 
 def test_sweep_rejects_bad_input() -> None:
