@@ -321,7 +321,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
 
 @_quiet
 def ecdfs(
-    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 9
+    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 6
 ) -> Figure | None:
     """ECDF of every value per cell, one panel per (workload, size): the tails, where
     a hook's cost can hide, which medians do not show. `values` maps cell name to its
@@ -627,7 +627,7 @@ def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-anatomy",
             "Anatomy of a read(): shares beside ns per read",
-            _encode(fig),
+            _encode(fig, dpi=85),
             "Per workload: stacked bars of each layer's share of a read and of its ns per read, "
             "against buffer size",
             "On-CPU samples placed in layers by their kernel call chain, scaled by task-clock "
@@ -673,7 +673,7 @@ def coverage_heatmap(cov: dict[str, Any] | None) -> Figure | None:
         return Figure(
             "fig-coverage",
             "Coverage: which points see which reads",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Heatmap of measured fires per operation, hook points by read kind",
             "Measured with the atlas's counting program, gated to each read loop's timed "
             "window (an eviction or pipe drain between segments is never counted). Points no "

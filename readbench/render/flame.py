@@ -21,7 +21,7 @@ from readbench.model import layers as L
 WIDTH = 1200.0  # SVG user units, about the page's width in pixels (the <svg> scales to it)
 ROW = 16
 CHAR = 6.6  # width of one character of the 11px monospace label
-MIN_FRACTION = 0.015  # frames narrower than this share of the samples (18 px) are not drawn
+MIN_FRACTION = 0.02  # frames narrower than this share of the samples (24 px) are not drawn
 MAX_DEPTH = 48
 
 

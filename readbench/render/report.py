@@ -259,9 +259,10 @@ def build_context(
         p["anatomy"] = anatomy.layers(p) if p.get("counting") else p.get("anatomy")
     calibration = read_side_json(run_dir / "calibration.json")
     atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
-    notes = refusal_notes(atlases)
     cov = read_side_json(run_dir / "coverage.json")
     cov = coverage_with_run_overheads(cov, analysis) if isinstance(cov, dict) else None
+    # one list of refusals for the atlas and the coverage tables
+    notes = refusal_notes([*atlases, *([cov] if cov else [])])
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]

@@ -244,7 +244,7 @@ def test_atlas_gives_each_refusal_once_as_a_numbered_note(tmp_path: Path) -> Non
     _atlas(run)
     html = report.write_report(run, tmp_path / "rep").read_text()
     atlas = html[html.index('id="atlas"') : html.index('id="summary"')]
-    # the table and its notes (a recommendation may quote the reason it could not use)
+    # the table and the notes after it (a recommendation may quote the reason it could not use)
     atlas = atlas[atlas.index("<table>") :]
     assert atlas.count("lockdown") == 1 and atlas.count("CONFIG_KPROBES") == 1
     assert atlas.count("fentry, fexit: refused") == 3 and atlas.count("[1]") == 3
