@@ -1,115 +1,225 @@
-"""Anatomy of a read(): where its time goes, layer by layer, from the perf pass's samples.
+"""Anatomy of a read(): where its time goes, layer by layer, from one perf pass (pure).
 
-Samples (on-CPU time) are grouped into the layers of the read path by the function they
-landed in; the copy layer takes exactly the samples attributed to the copy routine (by
-symbol, or on the inlined `rep movsb`) plus the iov_iter stepping around it. Shares of
-on-CPU samples become ns per read with the task-clock per read; what the wall clock saw
-beyond task-clock is time off the CPU, which for a read means waiting for the device
-("block and device wait"). The null-syscall floor, measured in the same pass, is the entry
-and exit cost any syscall pays, shown beside the sampled entry/exit layer.
+Input: the `perf` object of `readbench one --perf --json` (a run's perf/<cell>.json). Each
+on-CPU sample is placed in a layer of the read path by its kernel call chain
+(readbench.model.layers.classify; by the sampled function alone for a run recorded without
+chains); shares of the read's samples become ns per read with the task-clock per read. Off
+the CPU: the device wait measured per read from the block tracepoints in a pass of its own
+(perf.device_wait), shown beside wall − CPU, and what is left of wall − CPU ("other off-CPU
+time": waiting to run, or for a pipe's writer). The null-syscall floor, measured in the same
+pass, is set beside the sampled entry/exit layer.
+
+Also from the call chains: the measured path (each function from the syscall to the copy
+routine, or to the device driver, with its inclusive ns per read) and the call tree the
+report draws as an icicle.
 """
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from typing import Any
 
-LAYERS = (
-    "user side",
-    "syscall entry and exit",
-    "fd lookup and VFS",
-    "filesystem read_iter",
-    "page-cache lookup",
-    "copy to user",
-    "pipe",
-    "block and device wait",
-    "other",
-)
+from readbench.model import layers as L
 
-_RULES = [
-    ("user side", r"^\[user\]$"),
-    (
-        "syscall entry and exit",
-        r"^(entry_SYSCALL|do_syscall|syscall_|x64_sys_call|__x64_sys_|__do_sys_|__se_sys|"
-        r"exit_to_user|syscall_exit|entry_|srso_|__pfx_|fpregs_|switch_fpu|arch_exit|"
-        r"amd_clear|clear_bhb|x86_return_thunk|__x86_return_thunk|retbleed|__x86_indirect|"
-        r"__rseq|rseq_|irqentry_|__audit|audit_)",
-    ),
-    (
-        "fd lookup and VFS",
-        r"^(ksys_|vfs_read|rw_verify_area|security_|selinux_|apparmor_|bpf_lsm|fsnotify|"
-        r"__fsnotify|fdget|__fget|fput|__fdget|touch_atime|atime_|file_|current_time|"
-        r"inode_needs|__f_unlock_pos|mutex_lock|mutex_unlock)",
-    ),
-    ("filesystem read_iter", r"^(ext4_|xfs_|btrfs_|f2fs_|generic_file_read_iter|shmem_file_)"),
-    (
-        "page-cache lookup",
-        r"^(filemap_|folio_|__filemap|page_cache|mark_page_accessed|xas_|xa_|find_get_|"
-        r"__folio|readahead|ra_|page_ref|__page_cache)",
-    ),
-    (
-        "copy to user",
-        r"^(copy_page_to_iter|_copy_to_iter|copy_folio_to_iter|iov_iter|copyout|"
-        r"_copy_to_user|rep_movs_alternative|copy_user_)",
-    ),
-    ("pipe", r"^(anon_pipe_read|fifo_pipe_read|pipe_|__wake_up|wake_up)"),
-    (
-        "block and device wait",
-        r"^(iomap_|__iomap|blk_|submit_bio|bio_|nvme_|virtblk|virtio_|scsi_|dio_|io_schedule|"
-        r"mpage_|__blk|blkdev_)",
-    ),
-]
-_COMPILED = [(layer, re.compile(rx)) for layer, rx in _RULES]
+OTHER_LISTED = 12  # functions listed for "other"
+OTHER_LIMIT = 0.10  # above this share of a read, the report lists what "other" holds
 
 
-# A pipe reader that finds the pipe empty sleeps until the writer refills it: the scheduler
-# and wakeup work it does there is the pipe's cost, not "other".
-_PIPE_WAIT = re.compile(
-    r"^(__schedule|schedule|try_to_wake_up|ttwu|autoremove_wake|"
-    r"prepare_to_wait|finish_wait|enqueue_|dequeue_|update_curr|psi_)"
-)
-
-
-def layer_of(function: str, workload: str = "") -> str:
-    for layer, rx in _COMPILED:
-        if rx.match(function):
-            return layer
-    if workload == "pipe" and _PIPE_WAIT.match(function):
-        return "pipe"
-    return "other"
-
-
-def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
-    """Layer shares and ns per read of one perf side object (`readbench one --perf`'s
-    `perf`); None without samples."""
+def read_stacks(perf: dict[str, Any]) -> tuple[list[tuple[tuple[str, ...], int]], int, bool]:
+    """([(frames innermost first, samples)], harness samples dropped, by call chain?) of one
+    perf object: the folded call chains where recorded, else the sampled functions alone."""
+    chains = perf.get("callchains") or {}
+    folded = chains.get("folded")
+    if folded:
+        out, harness = [], 0
+        for stack, n in folded:
+            frames = tuple(reversed(str(stack).split(";")))
+            if L.is_harness(frames):
+                harness += int(n)
+            else:
+                out.append((frames, int(n)))
+        return out, harness, True
     funcs = perf.get("functions") or []
-    total = sum(int(f.get("samples") or 0) for f in funcs)
+    return [((str(f["name"]),), int(f.get("samples") or 0)) for f in funcs], 0, False
+
+
+def _wall_cpu(perf: dict[str, Any]) -> tuple[float, float] | None:
     counting = perf.get("counting") or {}
     ops = int(counting.get("ops") or 0)
-    if not total or not ops:
+    if not ops:
         return None
-    samples = dict.fromkeys(LAYERS, 0.0)
-    for f in funcs:
-        samples[layer_of(str(f["name"]), str(perf.get("workload", "")))] += int(
-            f.get("samples") or 0
-        )
-    # The inlined rep movsb sits inside a function of another layer on FSRM kernels
-    # (_copy_to_iter is already "copy to user"; copy_page_to_iter too): nothing to move.
-    # Where the copy routine is a symbol it is matched by name above.
     wall = counting["loop_ns"] / ops
     clock = next((c for c in perf.get("counters") or [] if c.get("name") == "task-clock"), None)
     cpu = float(clock["per_op"]) if clock and clock.get("per_op") else wall
-    cpu = min(cpu, wall)
-    shares = {k: v / total for k, v in samples.items()}
-    ns = {k: shares[k] * cpu for k in LAYERS}
-    ns["block and device wait"] += wall - cpu  # off-CPU: waiting for the device
+    return wall, min(cpu, wall)
+
+
+def device_wait(perf: dict[str, Any], off_cpu: float) -> dict[str, Any]:
+    """The measured device wait per read beside wall − CPU (of the counting pass, and of the
+    device pass itself)."""
+    dw = perf.get("device_wait") or {}
+    out: dict[str, Any] = {
+        "available": bool(dw.get("available")),
+        "reason": dw.get("reason"),
+        "source": dw.get("source"),
+        "wall_minus_cpu_ns": off_cpu,
+    }
+    if dw.get("available"):
+        out.update(
+            measured_ns=dw.get("device_ns_per_read"),
+            requests_per_read=dw.get("requests_per_read"),
+            request_ns_mean=dw.get("request_ns_mean"),
+            bytes_per_read=dw.get("bytes_per_read"),
+            reads=dw.get("reads"),
+            pass_wall_minus_cpu_ns=dw.get("wall_minus_cpu_ns"),
+            pass_wall_ns=dw.get("wall_ns_per_read"),
+        )
+    return out
+
+
+def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
+    """Layer shares and ns per read of one perf object; None without samples or reads."""
+    stacks, harness, by_chain = read_stacks(perf)
+    total = sum(n for _, n in stacks)
+    wc = _wall_cpu(perf)
+    if not total or wc is None:
+        return None
+    wall, cpu = wc
+    samples: Counter[str] = Counter()
+    how: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for frames, n in stacks:
+        if frames[0] == "(other)":  # the leaf list's bucket of rare functions
+            layer, h = L.OTHER, "none"
+        else:
+            layer, h = L.classify(frames)
+        samples[layer] += n
+        how[h] += n
+        if layer == L.OTHER:
+            other[frames[0]] += n
+    ns = {name: samples[name] / total * cpu for name in L.NAMES}
+    off = wall - cpu
+    dw = device_wait(perf, off)
+    measured = dw.get("measured_ns")
+    if isinstance(measured, (int, float)):
+        ns[L.DEVICE] = min(float(measured), off)
+        ns[L.OFF_CPU] = off - ns[L.DEVICE]
+    else:
+        ns[L.OFF_CPU] = off  # nothing measured: all of wall − CPU, labelled as such
+    rows = []
+    for layer in L.LAYERS:
+        row = {"layer": layer.name, "ns": ns[layer.name], "share": ns[layer.name] / wall}
+        if layer.sampled:
+            row["samples"] = samples[layer.name]
+        rows.append(row)
     return {
         "ns_per_read": wall,
         "cpu_ns_per_read": cpu,
         "samples": total,
-        "layers": [
-            {"layer": k, "ns": ns[k], "share": ns[k] / wall if wall else None} for k in LAYERS
+        "harness_samples": harness,
+        "by_call_chain": by_chain,
+        "layers": rows,
+        "classified_by": dict(how),
+        "other_share": ns[L.OTHER] / wall,
+        "other_functions": [
+            {"name": f, "samples": n, "share_of_read": n / total * cpu / wall}
+            for f, n in other.most_common(OTHER_LISTED)
         ],
+        "device_wait": dw,
         "null_syscall_ns": perf.get("null_syscall_ns"),
         "copy_fraction": perf.get("copy_fraction"),
+        "paths": paths(perf, cpu) if by_chain else [],
     }
+
+
+# --- the measured path ------------------------------------------------------------------
+
+
+def _target(frames_root_first: list[str], layer: str) -> int | None:
+    """Index of the innermost frame `layer` owns by name."""
+    for i in range(len(frames_root_first) - 1, -1, -1):
+        if L.owner(frames_root_first[i]) == layer:
+            return i
+    return None
+
+
+def paths(perf: dict[str, Any], cpu_ns: float, min_share: float = 0.01) -> list[dict[str, Any]]:
+    """The founding question's sequence, measured: for the copy routine and for the device
+    driver, the heaviest call path from the syscall entry to it (at each step the callee most
+    samples on their way to it pass through), each function with its inclusive samples (a
+    sample counts once wherever the function is on its chain) as ns per read and its layer.
+    A target fewer than `min_share` of the read's samples reach is left out."""
+    stacks, _, _ = read_stacks(perf)
+    rooted = [(list(reversed(fr)), n) for fr, n in stacks if fr[0] != L.USER_FRAME]
+    total = sum(n for _, n in stacks)
+    if not total:
+        return []
+    inclusive: Counter[str] = Counter()
+    for fr, n in rooted:
+        for f in set(fr):
+            inclusive[f] += n
+    out = []
+    for name, layer in (("copy routine", L.COPY), ("device", L.DRIVER)):
+        tree: dict[str, Any] = {}
+        reach = 0
+        for fr, n in rooted:
+            t = _target(fr, layer)
+            if t is None:
+                continue
+            reach += n
+            node = tree
+            for f in fr[: t + 1]:
+                node = node.setdefault(f, {"n": 0, "kids": {}})
+                node["n"] += n
+                node = node["kids"]
+        if reach < min_share * total:
+            continue
+        frames = []
+        node = tree
+        while node:
+            f, sub = max(node.items(), key=lambda kv: kv[1]["n"])
+            frames.append(
+                {
+                    "function": f,
+                    "layer": L.function_layer(f),
+                    "samples": inclusive[f],
+                    "share": inclusive[f] / total,
+                    "ns": inclusive[f] / total * cpu_ns,
+                }
+            )
+            node = sub["kids"]
+        out.append({"to": name, "reach_share": reach / total, "frames": frames})
+    return out
+
+
+# --- the call tree (the report's icicle) -------------------------------------------------
+
+
+def call_tree(perf: dict[str, Any]) -> dict[str, Any] | None:
+    """The read's samples as a tree rooted at "read()": {name, samples, layer, children}
+    (children heaviest first). A node's layer is its function's owner; for a helper or an
+    unknown function, that of the samples ending in it, else its caller's. None without call
+    chains."""
+    stacks, _, by_chain = read_stacks(perf)
+    if not by_chain or not stacks:
+        return None
+    root: dict[str, Any] = {"name": "read()", "samples": 0, "self": Counter(), "kids": {}}
+    for frames, n in stacks:
+        layer = L.classify(frames)[0]
+        root["samples"] += n
+        node = root
+        for f in reversed(frames):
+            node = node["kids"].setdefault(f, {"name": f, "samples": 0, "self": Counter(),
+                                               "kids": {}})  # fmt: skip
+            node["samples"] += n
+        node["self"][layer] += n
+    return _finish(root, L.SYSCALL)
+
+
+def _finish(node: dict[str, Any], parent: str) -> dict[str, Any]:
+    layer = L.owner(node["name"])
+    if layer is None:
+        layer = node["self"].most_common(1)[0][0] if node["self"] else parent
+    kids = [_finish(k, layer) for k in node["kids"].values()]
+    kids.sort(key=lambda k: -k["samples"])
+    return {"name": node["name"], "samples": node["samples"], "layer": layer, "children": kids}

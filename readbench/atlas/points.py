@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from readbench.model import layers
 from readbench.model.hookspec import FUNC_TARGETS, PRE64_ROUTINES
 from readbench.model.workloads import get
 
@@ -24,7 +25,6 @@ COVERAGE_GROUPS = ("filemap", "readahead", "io_uring")
 class Point:
     target: str  # bare function or tracepoint name
     kind: str  # function | tracepoint
-    layer: str
     fs_independent: bool
     group: str = ""  # tracepoint group in tracefs (syscalls, raw_syscalls, filemap, ...)
     note: str = ""
@@ -38,6 +38,17 @@ class Point:
     # The row whose count stands for the caller's, when the caller is no row of its own
     # (the syscall function: its tracepoint counts it).
     caller_counted_by: str = ""
+    # The layer where the target's name cannot say (a read function the file did not reveal).
+    layer_hint: str = ""
+
+    @property
+    def layer(self) -> str:
+        """The read-path layer (readbench.model.layers): by the function's name, or by the
+        tracepoint's group and name."""
+        if self.kind == "tracepoint":
+            return layers.tracepoint_layer(self.group, self.target)
+        found = layers.function_layer(self.target)
+        return self.layer_hint if found == layers.OTHER and self.layer_hint else found
 
     @property
     def key(self) -> str:
@@ -49,17 +60,17 @@ def syscall_points(workload: str) -> list[Point]:
     and the classic ones of the workload's own syscall."""
     sc = get(workload).syscall
     raw = [
-        Point("sys_enter", "tracepoint", "syscall entry and exit", True, "raw_syscalls",
+        Point("sys_enter", "tracepoint", True, "raw_syscalls",
               "every syscall of every process: filter on the syscall id and the process"),
-        Point("sys_exit", "tracepoint", "syscall entry and exit", True, "raw_syscalls"),
+        Point("sys_exit", "tracepoint", True, "raw_syscalls"),
     ]  # fmt: skip
     if sc is None:
         return raw
     return [
         raw[0],
-        Point(f"sys_enter_{sc}", "tracepoint", "syscall entry and exit", True, "syscalls",
+        Point(f"sys_enter_{sc}", "tracepoint", True, "syscalls",
               f"only {sc}(): the syscall tracepoint slow path for every syscall once enabled"),
-        Point(f"sys_exit_{sc}", "tracepoint", "syscall entry and exit", True, "syscalls"),
+        Point(f"sys_exit_{sc}", "tracepoint", True, "syscalls"),
         raw[1],
     ]  # fmt: skip
 
@@ -72,57 +83,57 @@ def function_points(
     (readbench.bpf.fileops reads it from the open file); `copy_routine`: the routine's symbol,
     or None when the copy is an inlined `rep movsb` (then no symbol exists to hook)."""
     w = get(workload)
-    entry = [Point(s.target, "function", s.layer, True, note=s.note, caller=s.caller,
+    entry = [Point(s.target, "function", True, note=s.note, caller=s.caller,
                    caller_counted_by=s.caller_counted_by) for s in w.entry]  # fmt: skip
     if w.fs_op is None:
         return entry
     via = w.fs_caller
     pipe = w.data is None
     notify = [
-        Point("fsnotify_access", "function", "fd lookup and VFS", True,
+        Point("fsnotify_access", "function", True,
               note="an inline wrapper of __fsnotify_parent in most builds", caller=via),
-        Point("__fsnotify_parent", "function", "fd lookup and VFS", True, caller=via,
+        Point("__fsnotify_parent", "function", True, caller=via,
               only_when="the file, its parent directory or its mount has an fsnotify watch "
               "(inotify, fanotify): fsnotify_access() returns early otherwise"),
     ] if via in ("vfs_read", "vfs_readv") else []  # fmt: skip
     atime = Point(
-        "touch_atime", "function", "fd lookup and VFS", True,
+        "touch_atime", "function", True,
         caller=read_fn if pipe else "filemap_read",
         only_when="the open is not O_NOATIME, the inode not NOATIME and the file not an "
         "anonymous pipe (6.15+): file_accessed() skips it then; relatime mounts still call it",
     )  # fmt: skip
     kernel = w.copy == "kernel"
     copy = [
-        Point("copy_page_to_iter", "function", "copy to user", True,
+        Point("copy_page_to_iter", "function", True,
               caller=read_fn if pipe else "filemap_read",
               note="into a registered (kernel-mapped) buffer: a memcpy, not copy_to_user"
               if kernel else ""),
-        Point("_copy_to_iter", "function", "copy to user", True, caller="copy_page_to_iter"),
+        Point("_copy_to_iter", "function", True, caller="copy_page_to_iter"),
     ] if w.copy else []  # fmt: skip
     routine = [
-        Point(copy_routine or "rep movsb (inlined)", "function", "copy to user", True,
+        Point(copy_routine or "rep movsb (inlined)", "function", True,
               note="assembly: no BTF, kprobe only; length in rcx" if copy_routine else
               "FSRM: copy_user_generic() inlines rep movsb into _copy_to_iter: no symbol",
               caller="_copy_to_iter"),
     ] if w.copy == "user" else []  # fmt: skip
-    read = Point(read_fn, "function", "pipe" if pipe else "filesystem read_iter",
-                 pipe, note=read_note, caller=via)  # fmt: skip
+    read = Point(read_fn, "function", pipe, note=read_note, caller=via,
+                 layer_hint=layers.PIPE if pipe else layers.FS)  # fmt: skip
     if pipe:
         return [*entry, *notify, read, atime, *copy, *routine]
     if w.fs_op == "splice_read":
         return [*entry, read,
-                Point("filemap_splice_read", "function", "page-cache lookup", True,
+                Point("filemap_splice_read", "function", True,
                       caller=read_fn, note="6.5+: page references into the pipe, no copy"),
-                Point("filemap_get_pages", "function", "page-cache lookup", True,
+                Point("filemap_get_pages", "function", True,
                       caller="filemap_splice_read")]  # fmt: skip
     if not w.page_cache:
         return [*entry, read,
-                Point("iomap_dio_rw", "function", "block and device wait", False,
+                Point("iomap_dio_rw", "function", False,
                       note="O_DIRECT through iomap (ext4, xfs): DMA into the user pages, no copy",
                       caller=read_fn)]  # fmt: skip
     cache = [
-        Point("filemap_read", "function", "page-cache lookup", True, caller=read_fn),
-        Point("filemap_get_pages", "function", "page-cache lookup", True, caller="filemap_read"),
+        Point("filemap_read", "function", True, caller=read_fn),
+        Point("filemap_get_pages", "function", True, caller="filemap_read"),
     ]
     return [*entry, *notify, read, *cache, atime, *copy, *routine]
 

@@ -121,11 +121,6 @@ def _tracepoint_row(p: Point, b: btf.Btf | None, tr: Trial = probe.trial) -> dic
     return {"presence": "present", "args": args, "attach": attach}
 
 
-LAYER_OF_GROUP = {"filemap": "page-cache lookup", "readahead": "page-cache lookup",
-                  "iomap": "block and device wait", "block": "block and device wait",
-                  "ext4": "filesystem read_iter", "io_uring": "syscall entry and exit"}  # fmt: skip
-
-
 def read_side_tracepoints(groups: tuple[str, ...] = READ_SIDE_GROUPS) -> list[Point]:
     """Every tracepoint of the read-side groups this kernel has (tracefs, mounted privately)."""
     ensure_tracefs()
@@ -136,8 +131,7 @@ def read_side_tracepoints(groups: tuple[str, ...] = READ_SIDE_GROUPS) -> list[Po
     for g in groups:
         d = ev / g
         if d.is_dir():
-            layer = LAYER_OF_GROUP[g]
-            out += [Point(e.name, "tracepoint", layer, g != "ext4", g)
+            out += [Point(e.name, "tracepoint", g != "ext4", g)
                     for e in sorted(d.iterdir()) if (e / "format").exists()]  # fmt: skip
     return out
 

@@ -1,31 +1,37 @@
-"""The constants and the config struct shared with the BPF programs, read from
-readbench/bpf/src/readhooks.h itself, so the loader cannot drift from the programs."""
+"""The constants and the structs shared with the BPF programs, read from the headers in
+readbench/bpf/src/ themselves (readhooks.h, devwait.h), so a loader cannot drift from its
+programs."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-HEADER = Path(__file__).resolve().parent / "src" / "readhooks.h"
+SRC = Path(__file__).resolve().parent / "src"
+HEADER = SRC / "readhooks.h"
 
 _DEFINE = re.compile(r"^#define\s+RB_([A-Z0-9_]+)\s+(0x[0-9a-fA-F]+|\d+)(?:u|ull|ul)?\b", re.M)
-_STRUCT = re.compile(r"struct\s+rb_cfg\s*\{(.*?)\};", re.S)
 _FIELD = re.compile(r"^\s*(__[us](?:8|16|32|64))\s+(\w+)\s*;", re.M)
 _PACK = {"__u8": "B", "__s8": "b", "__u16": "H", "__s16": "h", "__u32": "I", "__s32": "i",
          "__u64": "Q", "__s64": "q"}  # fmt: skip
 
 
-def _parse(text: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    consts = {name: int(value, 0) for name, value in _DEFINE.findall(text)}
-    m = _STRUCT.search(text)
+def struct_fields(header: Path, name: str) -> list[tuple[str, str]]:
+    """(type, field) of `struct name` in `header`, in order (fixed-width integer fields)."""
+    m = re.search(rf"struct\s+{name}\s*\{{(.*?)\}};", header.read_text(), re.S)
     if m is None:
-        raise RuntimeError(f"{HEADER}: no struct rb_cfg")
-    return consts, _FIELD.findall(m.group(1))
+        raise RuntimeError(f"{header}: no struct {name}")
+    return _FIELD.findall(m.group(1))
 
 
-_CONSTS, CFG_FIELDS = _parse(HEADER.read_text())
-# struct rb_cfg as struct.pack format; every field is naturally aligned, so '=' matches C.
-CFG_FORMAT = "=" + "".join(_PACK[t] for t, _ in CFG_FIELDS)
+def struct_format(fields: list[tuple[str, str]]) -> str:
+    """struct.pack format of naturally aligned fields ('=' then matches the C layout)."""
+    return "=" + "".join(_PACK[t] for t, _ in fields)
+
+
+_CONSTS = {name: int(value, 0) for name, value in _DEFINE.findall(HEADER.read_text())}
+CFG_FIELDS = struct_fields(HEADER, "rb_cfg")
+CFG_FORMAT = struct_format(CFG_FIELDS)
 
 
 def const(name: str) -> int:

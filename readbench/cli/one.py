@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
             if proc.returncode != 0:
                 raise MissingCapability(f"perf pass failed: {runner._error_tail(proc.stderr)}")
             out["perf"] = json.loads(proc.stdout)
+            from readbench.analysis import anatomy
+
+            # where the read's time goes, layer by layer, and its measured call path
+            out["perf"]["anatomy"] = anatomy.layers(out["perf"])
         if args.out:
             out["run_dir"] = str(run.path)
     finally:
@@ -125,4 +129,10 @@ def run(args: argparse.Namespace) -> int:
             frac = p.get("copy_fraction")
             share = f"{frac:.1%}" if isinstance(frac, float) else "unavailable"
             print(f"  copy routine ({p.get('copy_symbol')}): {share} of read() samples")
+            an = p.get("anatomy")
+            if an:
+                print(f"  anatomy ({an['ns_per_read']:.0f} ns per read):")
+                for row in an["layers"]:
+                    if row["ns"] >= 0.5:
+                        print(f"    {row['layer']:<32} {row['ns']:>10.0f} ns  {row['share']:6.1%}")
     return 0

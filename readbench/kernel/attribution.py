@@ -16,6 +16,7 @@ from typing import Any
 from readbench.kernel.copyroutine import INLINE_CALLERS, REP_MOVSB
 from readbench.kernel.ksyms import USER, Symbolized
 from readbench.kernel.text import KernelText
+from readbench.model import layers
 
 METHOD_LIMITS = {
     "symbol": (
@@ -38,57 +39,6 @@ METHOD_LIMITS = {
         "FSRM case only"
     ),
 }
-
-_GROUPS = [
-    ("user space (loop, libc wrapper)", re.compile(r"^\[user\]$")),
-    (
-        "syscall entry/exit",
-        re.compile(
-            r"^(entry_SYSCALL|do_syscall|syscall_|x64_sys_call|__x64_sys_|__do_sys_|"
-            r"ksys_|__se_sys|exit_to_user|syscall_exit|entry_|srso_|__pfx_|"
-            r"fpregs_|switch_fpu|arch_exit|amd_clear|clear_bhb|x86_return_thunk|"
-            r"__x86_return_thunk|retbleed|__x86_indirect)"
-        ),
-    ),
-    (
-        "vfs",
-        re.compile(
-            r"^(vfs_read|rw_verify_area|security_file|fsnotify|__fsnotify|fdget|"
-            r"__fget|fput|__fdget|touch_atime|atime_|file_)"
-        ),
-    ),
-    (
-        "filemap / page cache",
-        re.compile(
-            r"^(filemap_|folio_|generic_file_read_iter|"
-            r"ext4_file_read_iter|xfs_file|page_cache|"
-            r"__filemap|mark_page_accessed|xas_|xa_)"
-        ),
-    ),
-    ("pipe", re.compile(r"^(anon_pipe_read|fifo_pipe_read|pipe_|__wake_up|wake_up)")),
-    (
-        "page free / memcg",
-        re.compile(
-            r"^(__free|free_|uncharge_|page_counter|__folio_put|folio_put|mem_cgroup|"
-            r"__mem_cgroup|memcg|__memcg|refill_stock|drain_stock|put_page)"
-        ),
-    ),
-    (
-        "scheduler / wakeups",
-        re.compile(
-            r"^(try_to_wake_up|__schedule|schedule|autoremove_wake|__wake_up|"
-            r"wake_up|ttwu|enqueue_|dequeue_|update_curr|psi_)"
-        ),
-    ),
-    (
-        "iov_iter",
-        re.compile(
-            r"^(copy_page_to_iter|_copy_to_iter|copy_folio_to_iter|iov_iter|"
-            r"copyout|_copy_to_user)"
-        ),
-    ),
-]
-
 
 _SCRIPT_RE = re.compile(r"^\s*([0-9a-fA-F]+)\s+(\S+?)(?:\+0x[0-9a-fA-F]+)?\s+\((.*)\)\s*$")
 
@@ -113,11 +63,15 @@ def attribute(
     text: KernelText | None = None,
     text_reason: str = "",
     min_share: float = 0.002,
+    stacks: list[tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
-    """Copy share and per-function split of one cell's samples.
+    """Copy share, per-function and per-layer split of one cell's samples.
 
     routine: copyroutine.predict() output. Denominator: every sample taken inside the
     timed loop (user + kernel), i.e. the whole read() operation as the loop sees it.
+    stacks: each sample's symbolized call chain, innermost first (the in-process sampler
+    records them); the layers (model.layers) are then assigned by call chain, else by the
+    sampled function alone.
     """
     total = len(samples)
     kernel = sum(1 for s in samples if s.kernel)
@@ -156,19 +110,14 @@ def attribute(
         funcs.append({"name": "(other)", "samples": other, "share": other / total})
     out["functions"] = funcs
     groups: Counter[str] = Counter()
-    for name, c in by_sym.items():
-        groups[_group(name, copy_syms)] += c
+    if stacks is not None:
+        for st in stacks:
+            groups[layers.classify(st)[0]] += 1
+    else:
+        for name, c in by_sym.items():
+            groups[layers.classify((name,))[0]] += c
     out["groups"] = [{"name": g, "samples": c, "share": c / total} for g, c in groups.most_common()]
     return out
-
-
-def _group(name: str, copy_syms: list[str]) -> str:
-    if name in copy_syms:
-        return "copy routine"
-    for g, rx in _GROUPS:
-        if rx.match(name):
-            return g
-    return "other kernel"
 
 
 def _inline(samples: list[Symbolized], text: KernelText | None, reason: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-USER = "[user]"
+from readbench.model.layers import USER_FRAME as USER
+
 UNKNOWN = "[unknown]"
 
 
@@ -49,6 +50,11 @@ class Symbolized:
     sym: str
 
 
+# Symbols that end a text region: an address past one of them (and below the next symbol) is
+# in no function kallsyms knows, e.g. a BPF program loaded after kallsyms was read.
+END_MARKERS = frozenset({"_etext", "_einittext"})
+
+
 class Kallsyms:
     """Address -> function for kernel text, from /proc/kallsyms (sorted, bisect)."""
 
@@ -63,9 +69,16 @@ class Kallsyms:
         """From a kallsyms file, or (None) the running kernel's, parsed once per process."""
         return cls(running_kallsyms() if path is None else read_kallsyms(path))
 
+    @classmethod
+    def fresh(cls) -> Kallsyms:
+        """The running kernel's, read now: with the BPF programs and modules loaded since."""
+        return cls(read_kallsyms())
+
     def lookup(self, ip: int) -> str:
         i = bisect.bisect_right(self.addrs, ip) - 1
-        return self.names[i] if i >= 0 else UNKNOWN
+        if i < 0 or (self.names[i] in END_MARKERS and self.addrs[i] != ip):
+            return UNKNOWN
+        return self.names[i]
 
     def symbolize(self, ip: int, kernel: bool) -> Symbolized:
         return Symbolized(ip, kernel, self.lookup(ip) if kernel else USER)

@@ -46,10 +46,16 @@ PERF_FORMAT_ID = 1 << 2
 PERF_FORMAT_GROUP = 1 << 3
 
 PERF_SAMPLE_IP = 1 << 0
+PERF_SAMPLE_CALLCHAIN = 1 << 5
 
 # attr.flags bit positions
 F_DISABLED = 1 << 0
 F_EXCLUDE_KERNEL = 1 << 5
+F_EXCLUDE_CALLCHAIN_USER = 1 << 22
+
+# Context markers inside a callchain (linux/perf_event.h, enum perf_callchain_context):
+# every value at or above PERF_CONTEXT_MAX (-4095 as u64) is a marker, never an address.
+PERF_CONTEXT_MAX = (1 << 64) - 4095
 
 PERF_EVENT_IOC_ID = 0x80082407  # enable/disable happen in the C loop (readloop.c)
 
@@ -298,6 +304,9 @@ def counter_report(groups: list[CounterGroup], ops: int) -> list[dict[str, objec
 class Sample:
     ip: int
     kernel: bool
+    # The kernel call chain, innermost first (chain[0] is the sampled ip), context markers
+    # removed; empty for a user-mode sample or when the sampler records no chains.
+    chain: tuple[int, ...] = ()
 
 
 class Sampler:
@@ -311,13 +320,17 @@ class Sampler:
         self.lost = 0
         self.throttled = 0
         self.reason = ""
+        self.callchain = False
         self._pages = pages
         self._mm: mmap.mmap | None = None
         self._page = mmap.PAGESIZE
 
-    def open(self, rate_hz: int = 10000) -> bool:
+    def open(self, rate_hz: int = 10000, callchain: bool = False) -> bool:
         """cycles where the PMU allows (and not forced off), else cpu-clock. Kernel must be
-        included: a copy_to_user profile without kernel samples is meaningless."""
+        included: a copy_to_user profile without kernel samples is meaningless.
+
+        callchain: also record each sample's kernel call chain (PERF_SAMPLE_CALLCHAIN, user
+        part excluded: the user side is one C loop and libc's wrapper)."""
         reasons = []
         # Stay under the kernel's sample-rate cap, or it throttles (and says so).
         cap = max_sample_rate()
@@ -334,8 +347,8 @@ class Sampler:
             attr = PerfEventAttr()
             attr.type, attr.config = ptype, cfg
             attr.sample_period = period
-            attr.sample_type = PERF_SAMPLE_IP
-            attr.flags = F_DISABLED
+            attr.sample_type = PERF_SAMPLE_IP | (PERF_SAMPLE_CALLCHAIN if callchain else 0)
+            attr.flags = F_DISABLED | (F_EXCLUDE_CALLCHAIN_USER if callchain else 0)
             attr.wakeup_events = 0
             try:
                 self.fd = perf_event_open(attr, 0, -1, -1)
@@ -343,6 +356,7 @@ class Sampler:
                 reasons.append(explain(e, name))
                 continue
             self.event, self.kind, self.period = name, kind, period
+            self.callchain = callchain
             size = (1 + self._pages) * self._page
             self._mm = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             self.reason = "; ".join(reasons)
@@ -370,7 +384,12 @@ class Sampler:
             if rtype == PERF_RECORD_SAMPLE:
                 (ip,) = struct.unpack_from("<Q", body, 0)
                 mode = misc & PERF_RECORD_MISC_CPUMODE_MASK
-                yield Sample(ip, mode == PERF_RECORD_MISC_KERNEL)
+                chain: tuple[int, ...] = ()
+                if self.callchain:
+                    (nr,) = struct.unpack_from("<Q", body, 8)
+                    ips = struct.unpack_from(f"<{nr}Q", body, 16)
+                    chain = tuple(a for a in ips if a < PERF_CONTEXT_MAX)
+                yield Sample(ip, mode == PERF_RECORD_MISC_KERNEL, chain)
             elif rtype == PERF_RECORD_LOST:
                 self.lost += struct.unpack_from("<QQ", body, 0)[1]
             elif rtype == PERF_RECORD_THROTTLE:
@@ -408,6 +427,14 @@ def _cpu_hz() -> float:
 def max_sample_rate() -> int | None:
     try:
         return int(Path("/proc/sys/kernel/perf_event_max_sample_rate").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def max_stack() -> int | None:
+    """kernel.perf_event_max_stack: the deepest call chain a sample records."""
+    try:
+        return int(Path("/proc/sys/kernel/perf_event_max_stack").read_text())
     except (OSError, ValueError):
         return None
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import Counter
 from typing import Any
 
-from readbench.analysis import anatomy
 from readbench.kernel import copyroutine, cpu
 from readbench.kernel import perf_event_open as perf_events
 from readbench.kernel.attribution import attribute
-from readbench.kernel.ksyms import Kallsyms
+from readbench.kernel.ksyms import USER, Kallsyms
 from readbench.kernel.perf_event_open import Sample
 from readbench.kernel.text import open_kernel_text
 from readbench.measure.readloop import ReadLoop, null_syscall_ns
+from readbench.model import layers
 
 BATCH_NS = 20_000_000  # ~20 ms per run() call: drains the ring well before it fills
 
@@ -68,8 +69,11 @@ def count(loop: ReadLoop, seconds: float) -> dict[str, Any]:
 def sample(
     loop: ReadLoop, seconds: float, routine: dict[str, Any], kallsyms: Kallsyms
 ) -> dict[str, Any]:
+    """Samples of the timed loop with their kernel call chains: copy-routine attribution,
+    per-function and per-layer shares, and the folded stacks (`callchains`) the anatomy,
+    the flame graph and the measured path are drawn from."""
     s = perf_events.Sampler()
-    if not s.open():
+    if not s.open(callchain=True):
         return {
             "copy_fraction": None,
             "method": None,
@@ -81,9 +85,26 @@ def sample(
         raw.extend(s.drain())
     finally:
         s.close()
-    samples = [kallsyms.symbolize(x.ip, x.kernel) for x in raw]
+    # read kallsyms again: BPF programs (another process's, on a shared machine) and modules
+    # loaded since the pass began have their symbols only there
+    fresh = Kallsyms.fresh()
+    stacks = [_stack(fresh, x) for x in raw]
+    # The enable/disable ioctl bracketing the timed loop is sampled too, outside the loop's
+    # clock reads: it is no part of a read, so it leaves the denominators (and is counted).
+    keep = [i for i, st in enumerate(stacks) if not layers.is_harness(st)]
+    samples = [fresh.symbolize(raw[i].ip, raw[i].kernel) for i in keep]
     text, reason = open_kernel_text(kallsyms) if routine.get("inline") else (None, "")
-    res = attribute(samples, routine, text, reason)
+    res = attribute(samples, routine, text, reason, stacks=[stacks[i] for i in keep])
+    folded = Counter(";".join(reversed(st)) for st in stacks)
+    res["callchains"] = {
+        "format": "folded: kernel frames outermost first, ';'-joined ('[user]' for a "
+        "user-mode sample); the perf enable/disable ioctl's samples included",
+        "folded": [[k, n] for k, n in folded.most_common()],
+        "samples": len(raw),
+        "harness_samples": len(raw) - len(keep),
+        "max_depth": max((len(st) for st in stacks), default=0),
+        "max_stack": perf_events.max_stack(),
+    }
     res["sampling"] = {
         "available": True,
         "event": s.event,
@@ -94,9 +115,20 @@ def sample(
         "throttled": s.throttled,
         "fallback_reason": s.reason,
         "max_sample_rate": perf_events.max_sample_rate(),
+        "callchain": True,
         **tot,
     }
     return res
+
+
+def _stack(kallsyms: Kallsyms, x: Sample) -> tuple[str, ...]:
+    """Function names of one sample, innermost first. Return addresses are looked up one
+    byte back: a call that is its function's last instruction returns into the next one."""
+    if not x.kernel:
+        return (USER,)
+    if not x.chain:
+        return (kallsyms.lookup(x.ip),)
+    return (kallsyms.lookup(x.chain[0]), *(kallsyms.lookup(a - 1) for a in x.chain[1:]))
 
 
 # Hooks that see the length of each copy, best first: the copy routine itself (its length
@@ -161,16 +193,70 @@ def chunk_sizes(loop: ReadLoop, workload: str, size: int, loops: int = 2000) -> 
     }
 
 
+def device_wait(loop: ReadLoop, seconds: float) -> dict[str, Any]:
+    """Device wait per read, measured from the block tracepoints (bpf/devwait.py) in a pass
+    of its own, with the wall and task-clock per read of that same pass beside it."""
+    from readbench.bpf.devwait import SOURCE, DeviceWait
+    from readbench.errors import MissingCapability
+
+    try:
+        dw = DeviceWait()
+    except (MissingCapability, OSError) as e:
+        return {"available": False, "reason": str(e), "source": SOURCE}
+    clock = perf_events.CounterGroup("software")
+    try:
+        clock.open(["task-clock"])
+        ctl = [clock.leader] if clock.leader >= 0 else []
+        loops = loop.calibrate(BATCH_NS)  # untimed reads: not counted (dw is off)
+        ops = syscalls = ns = 0
+        deadline = time.monotonic() + seconds * 3 + 1
+        while ns < seconds * 1e9 and time.monotonic() < deadline:
+            dw.on()
+            r = loop.run(loops, ctl_fds=ctl)
+            dw.off()
+            ops, syscalls, ns = ops + r.ops, syscalls + r.syscalls, ns + r.ns
+        time.sleep(0.05)  # the last batch's completions (a read returns after its own)
+        got = dw.read()
+        clock.read()
+    finally:
+        dw.close()
+        clock.close()
+    tc = next((c for c in clock.counters if c.supported and c.value is not None), None)
+    cpu_ns = tc.value / ops if tc is not None and ops else None
+    wall_ns = ns / ops if ops else None
+    out: dict[str, Any] = {
+        "available": True,
+        "source": SOURCE,
+        "reads": ops,
+        "read_calls": syscalls,
+        **got,
+        "device_ns_per_read": got["busy_ns"] / ops if ops else None,
+        "request_ns_mean": got["sum_ns"] / got["requests"] if got["requests"] else None,
+        "requests_per_read": got["requests"] / ops if ops else None,
+        "bytes_per_read": got["bytes"] / ops if ops else None,
+        "wall_ns_per_read": wall_ns,
+        "cpu_ns_per_read": cpu_ns,
+        "wall_minus_cpu_ns": wall_ns - cpu_ns if wall_ns is not None and cpu_ns else None,
+    }
+    out.pop("on", None)
+    out.pop("inflight", None)
+    out.pop("busy_start", None)
+    return out
+
+
 def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict[str, Any]:
     """The `perf` object of `readbench one --perf --json` for one open cell.
 
-    Half of `seconds` (timed-loop time) goes to counting, half to sampling.
+    Half of `seconds` (timed-loop time) goes to counting, half to sampling (with call
+    chains); then the copy-length histogram and the device-wait pass, each BPF-hooked and
+    so after the two perf sub-passes they would perturb.
     """
     ks = Kallsyms.load()
     routine = copyroutine.predict(platform.release(), cpu.kernel_flags(), set(ks.by_name) or None)
     counting = count(loop, seconds / 2)
     sampling = sample(loop, seconds / 2, routine, ks)
     chunks = chunk_sizes(loop, workload, size)
+    devwait = device_wait(loop, min(seconds / 2, 0.5))
     null_ns = null_syscall_ns()
     path = next(
         (
@@ -193,6 +279,8 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
         "confirmed": sampling.get("confirmed"),
         "functions": sampling.get("functions", []),
         "groups": sampling.get("groups", []),
+        "callchains": sampling.get("callchains"),
+        "device_wait": devwait,
         "samples": sampling.get("samples"),
         "sampling": sampling.get("sampling"),
         "counters": counting["counters"],
@@ -212,6 +300,4 @@ def measure(loop: ReadLoop, *, workload: str, size: int, seconds: float) -> dict
             "kallsyms_check": routine["kallsyms_check"]["status"],
         },
     }
-    # where the read's time goes, layer by layer (readbench.analysis.anatomy)
-    out["anatomy"] = anatomy.layers(out)
     return out

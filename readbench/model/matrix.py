@@ -95,6 +95,16 @@ def parse_cell_name(name: str) -> tuple[str, int, int, str, bool]:
     return workload, int(size_s), off, hook, aa
 
 
+def cell_order(name: str) -> tuple[str, int, int, int, str, bool]:
+    """Sort key of a cell name: workload, size as a number, buffer offset, then hook ("none"
+    first), the A/A copy after its cell. A name that does not parse sorts last, by itself."""
+    try:
+        w, size, off, hook, aa = parse_cell_name(name)
+    except ValueError:
+        return ("\uffff" + name, 0, 0, 0, "", False)
+    return (w, size, off, hook != "none", hook, aa)
+
+
 def cell_slug(name: str) -> str:
     """A file-name-safe form of a cell name (stable, used for side files)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_")

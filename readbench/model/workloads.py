@@ -31,11 +31,11 @@ DATA_CACHED, DATA_STREAM, DATA_COLD = "cached", "stream", "cold"
 @dataclass(frozen=True)
 class Step:
     """A kernel function one op passes before the filesystem's read function, with the point
-    that calls it (a silent row is explained from its caller's count)."""
+    that calls it (a silent row is explained from its caller's count). Its layer is the
+    read-path taxonomy's (readbench.model.layers), by its name."""
 
     target: str
     caller: str
-    layer: str = "fd lookup and VFS"
     note: str = ""
     caller_counted_by: str = ""  # the row counting the caller when it is no row of its own
 
@@ -114,9 +114,9 @@ _COPY = ("copy_page_to_iter", "_copy_to_iter", "rep_movs_alternative",
          "copy_user_generic_unrolled")  # fmt: skip
 _BUFFERED = ("filemap_read", *_COPY)
 _RING = (
-    Step("io_submit_sqes", "__x64_sys_io_uring_enter", "syscall entry and exit",
-         caller_counted_by="sys_enter", note="takes the SQEs from the submission ring"),
-    Step("io_issue_sqe", "io_submit_sqes", "syscall entry and exit",
+    Step("io_submit_sqes", "__x64_sys_io_uring_enter", caller_counted_by="sys_enter",
+         note="takes the SQEs from the submission ring"),
+    Step("io_issue_sqe", "io_submit_sqes",
          note="calls the opcode's handler (through a table: an indirect call)"),
 )  # fmt: skip
 
@@ -192,9 +192,9 @@ REGISTRY: tuple[Workload, ...] = (
         "mmap-fault", 10, "first touch of each page of size bytes of a mapping of evicted "
         "pages (one page fault per page, which reads it: MADV_RANDOM, no readahead)", (),
         "mmap page fault", "mmap page-fault read", DATA_COLD, (),
-        (Step("handle_mm_fault", "exc_page_fault", "syscall entry and exit",
+        (Step("handle_mm_fault", "exc_page_fault",
               note="every user page fault, file-backed or anonymous"),
-         Step("filemap_fault", "handle_mm_fault", "page-cache lookup",
+         Step("filemap_fault", "handle_mm_fault",
               note="the file's vm_ops->fault (through __do_fault)")),
         fs_op=None, copy=None, atlas_reads=200, calibrate=False, needs_eviction=True,
         buffer_arg=False, user_buffer=False, page_multiple=True,

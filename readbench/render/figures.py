@@ -25,8 +25,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
+from PIL import Image
 
-DPI = 100
+from readbench.model import layers as L
+
+DPI = 90  # with 128-colour PNGs: the default matrix's report stays under 1 MB
 # Labels come from input files: never let matplotlib interpret them as mathtext.
 RC = {"text.parse_math": False, "svg.fonttype": "none", "axes.titlesize": 10}
 
@@ -73,11 +76,30 @@ def size_label(n: float) -> str:
 _SIZE_FMT = FuncFormatter(lambda x, _pos: size_label(x) if x >= 1 else f"{x:g}")
 
 
-def _encode(fig: plt.Figure) -> str:
+def _encode(fig: plt.Figure, dpi: int = DPI) -> str:
+    """The figure as a PNG data: URI, in 128 colours (no dithering): these are flat-coloured
+    plots, and a palette PNG is about a third of the size of the RGBA one."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    buf.seek(0)
+    with Image.open(buf) as im:
+        pal = im.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT,
+                                         dither=Image.Dither.NONE)  # fmt: skip
+    out = io.BytesIO()
+    pal.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+# One colour per layer of the read path (readbench.model.layers), in every figure.
+LAYER_COLORS = {
+    L.USER: "#9edae5", L.SYSCALL: "#1f77b4", L.BPF: "#ff7f0e", L.VFS: "#aec7e8",
+    L.PIPE: "#e377c2", L.FS: "#2ca02c", L.LOOKUP: "#98df8a", L.FILL: "#bcbd22",
+    L.MAPPING: "#dbdb8d", L.BLOCK: "#8c564b", L.DRIVER: "#c49c94", L.IRQ: "#9467bd",
+    L.COPY: "#d62728", L.LOCKS: "#ff9896", L.SCHED: "#c5b0d5", L.MM: "#17becf",
+    L.DEVICE: "#393b79", L.OFF_CPU: "#c7c7c7", L.OTHER: "#7f7f7f",
+}  # fmt: skip
+assert set(LAYER_COLORS) == set(L.NAMES)
 
 
 def _log2_sizes(ax: plt.Axes, sizes: Sequence[int]) -> None:
@@ -176,7 +198,7 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
         return Figure(
             "fig-overhead",
             "Hook overhead vs buffer size",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of overhead percent against buffer size per hook, with CI bands",
             _overhead_caption(rows) + " Filled = significant after Holm; dashed = "
             f"equivalence margin ±{margin * 100:g} %.",
@@ -253,7 +275,7 @@ def overhead_heatmap(comps: list[dict[str, Any]], alpha: float) -> Figure | None
         return Figure(
             "fig-heatmap",
             "Overhead heatmap (exploratory, Benjamini-Hochberg)",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Heatmap of overhead percent by workload, hook and size",
             "Exploratory view: cells marked n.s. are not significant after Benjamini-Hochberg "
             f"at q < {alpha:g}. Claims in the tables use Holm, not this map.",
@@ -281,7 +303,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
     with plt.rc_context(RC):
         df = pd.DataFrame(rows)
         keys = sorted(df["workload"].unique())
-        fig, axes = _facets(len(keys), width=5.5)
+        fig, axes = _facets(len(keys), width=5.5, height=3.0)
         hooks = sorted(df["hook"].unique())
         pal = dict(zip(hooks, sns.color_palette("colorblind", len(hooks)), strict=True))
         for ax, w in zip(axes, keys, strict=True):
@@ -310,7 +332,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-dist",
             "Latency distributions (per-process medians)",
-            _encode(fig),
+            _encode(fig, dpi=80),  # many panels of dots and lines
             "Strip and box plots of per-process median ns per op",
             "Each dot is one worker process's median ns/op (the unit of replication); boxes "
             "show quartiles across processes.",
@@ -319,7 +341,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
 
 @_quiet
 def ecdfs(
-    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 12
+    cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 6
 ) -> Figure | None:
     """ECDF of every value per cell, one panel per (workload, size): the tails, where
     a hook's cost can hide, which medians do not show. `values` maps cell name to its
@@ -362,7 +384,7 @@ def ecdfs(
         return Figure(
             "fig-ecdf",
             "Latency ECDFs (all values)",
-            _encode(fig),
+            _encode(fig, dpi=80),  # many panels of dots and lines
             "Empirical CDFs of ns per op for each workload and size, by hook",
             "Every value of every process pooled per cell, for shape and tails only: tests "
             "use per-process medians." + more,
@@ -389,7 +411,7 @@ def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-copyfrac",
             "Copy fraction vs size",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of copy-routine share of read samples vs size",
             "Share of perf samples of read() that fall in the copy routine (or on the inlined "
             "copy instruction), from the separate perf pass.",
@@ -412,7 +434,7 @@ def copy_strategies(results: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-copy",
             "User-space copy strategies",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Line plot of GB/s vs size per copy variant",
             "User-space replicas of the kernel copy loops (rep movsb, rep movsq, unrolled, "
             "libc memcpy).",
@@ -462,7 +484,7 @@ def program_vs_mechanism(rows: list[dict[str, Any]]) -> Figure | None:
         return Figure(
             "fig-progmech",
             "Program vs mechanism time per hook",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Stacked bars of BPF program time and mechanism time per hooked cell",
             "Program time = (Σ run_time_ns − floor × run_cnt) / ops from the BPF_ENABLE_STATS "
             "side pass (floor: same program, never-matching filter); mechanism "
@@ -537,9 +559,7 @@ def compare_forest(rows: list[dict[str, Any]], title: str, fig_id: str) -> Figur
         )
 
 
-@_quiet
-def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
-    """Stacked ns per read by layer, one panel per workload, sizes along x."""
+def _anatomy_frame(perf: list[dict[str, Any]]) -> pd.DataFrame | None:
     rows = []
     for p in perf:
         a = p.get("anatomy")
@@ -548,46 +568,97 @@ def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
         for layer in a["layers"]:
             rows.append({"workload": p["workload"], "size": int(p["size"]),
                          "layer": layer["layer"], "ns": layer["ns"]})  # fmt: skip
-    if not rows:
+    return pd.DataFrame(rows) if rows else None
+
+
+def _layer_legend(fig: plt.Figure, present: list[str]) -> None:
+    handles = [plt.Rectangle((0, 0), 1, 1, color=LAYER_COLORS.get(k, "#7f7f7f")) for k in present]
+    fig.legend(handles, present, loc="outside lower center", ncol=5, fontsize=7)
+
+
+def _stacks(df: pd.DataFrame, w: str) -> pd.DataFrame:
+    """Sizes × layers (ns per read) of one workload, layers in read-path order."""
+    sub = df[df["workload"] == w].pivot_table(
+        index="size", columns="layer", values="ns", aggfunc="median"
+    )
+    sub = sub.sort_index()
+    return sub[[c for c in L.order(list(sub.columns)) if sub[c].fillna(0).sum() > 0]]
+
+
+def _bars(ax: plt.Axes, sub: pd.DataFrame, share: bool, present: list[str]) -> None:
+    """One stacked bar per size; to 100 % (`share`) or in ns per read."""
+    x = np.arange(len(sub.index))
+    total = sub.fillna(0).sum(axis=1).to_numpy()
+    bottom = np.zeros(len(x))
+    for layer in sub.columns:
+        vals = sub[layer].fillna(0).to_numpy()
+        if share:
+            vals = vals / np.where(total > 0, total, 1) * 100
+        ax.bar(x, vals, bottom=bottom, color=LAYER_COLORS[layer], width=0.8)
+        bottom += vals
+        if layer not in present:
+            present.append(layer)
+    if share:
+        for xi, t in zip(x, total, strict=True):
+            ax.text(xi, 101, f"{t:,.0f}", ha="center", va="bottom", fontsize=6, rotation=90)
+        ax.set_ylim(0, 128)
+        ax.set_yticks([0, 25, 50, 75, 100])
+        ax.set_ylabel("share of a read (%)")
+    else:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+        ax.set_ylabel("ns per read")
+    ax.set_xticks(x)
+    ax.set_xticklabels([size_label(s) for s in sub.index], rotation=45, fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+
+
+@_quiet
+def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
+    """Per workload, one row: the layers' shares of a read stacked to 100 % against size,
+    beside the same stacks in ns per read (absolute time, to compare a layer across sizes);
+    a workload whose reads span more than 30x gets a third panel with its smaller sizes."""
+    df = _anatomy_frame(perf)
+    if df is None:
         return None
     with plt.rc_context(RC):
-        df = pd.DataFrame(rows)
-        order = list(dict.fromkeys(r["layer"] for r in rows))
-        colors = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
         keys = sorted(df["workload"].unique())
-        fig, axes = _facets(len(keys))
-        for ax, w in zip(axes, keys, strict=True):
-            sub = df[df["workload"] == w].pivot_table(
-                index="size", columns="layer", values="ns", aggfunc="median"
-            )
-            sub = sub[[c for c in order if c in sub.columns]]
-            x = np.arange(len(sub.index))
-            total = sub.fillna(0).sum(axis=1).to_numpy()
-            bottom = np.zeros(len(x))
-            # shares stacked to 100 %, the read's total ns written on each bar: sizes span
-            # three orders of magnitude, and a log axis would distort a stack
-            for layer in sub.columns:
-                vals = sub[layer].fillna(0).to_numpy() / np.where(total > 0, total, 1) * 100
-                ax.bar(x, vals, bottom=bottom, color=colors[layer], label=layer, width=0.8)
-                bottom += vals
-            for xi, t in zip(x, total, strict=True):
-                ax.text(xi, 101, f"{t:,.0f}", ha="center", va="bottom", fontsize=6, rotation=90)
-            ax.set_ylim(0, 125)
-            ax.set_xticks(x)
-            ax.set_xticklabels([size_label(s) for s in sub.index], rotation=45, fontsize=7)
-            ax.set_title(_label(w))
+        stacks = {w: _stacks(df, w) for w in keys}
+        small: dict[str, pd.DataFrame] = {}
+        for w, sub in stacks.items():
+            total = sub.fillna(0).sum(axis=1)
+            if len(sub) > 3 and total.max() > 30 * max(total.min(), 1e-9):
+                small[w] = sub[total <= float(np.sqrt(total.min() * total.max()))]
+        ncols = 3 if small else 2
+        fig, axes = plt.subplots(
+            len(keys), ncols, figsize=(4.3 * ncols, 2.2 * len(keys) + 0.6), squeeze=False,
+            layout="constrained", width_ratios=[1.25, 1, 1][:ncols],
+        )  # fmt: skip
+        present: list[str] = []
+        for row, w in zip(axes, keys, strict=True):
+            _bars(row[0], stacks[w], True, present)
+            row[0].set_title(f"{_label(w)}: shares (total ns above each bar)")
+            _bars(row[1], stacks[w], False, present)
+            row[1].set_title(f"{_label(w)}: ns per read")
+            if ncols == 3:
+                if w in small:
+                    _bars(row[2], small[w], False, present)
+                    row[2].set_title(f"{_label(w)}: up to {size_label(small[w].index.max())}")
+                else:
+                    row[2].set_visible(False)
+        for ax in axes[-1]:
             ax.set_xlabel("buffer size")
-            ax.set_ylabel("share of a read's time (%)")
-        handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in order]
-        fig.legend(handles, order, loc="outside lower center", ncol=4, fontsize=7)
+        _layer_legend(fig, L.order(present))
         return Figure(
             "fig-anatomy",
-            "Anatomy of a read()",
-            _encode(fig),
-            "Stacked bars of ns per read by layer of the read path, per workload and size",
-            "On-CPU samples of the perf pass grouped by the layer of the function they hit, "
-            "scaled by task-clock per read; time off the CPU is device wait. Above each bar: "
-            "the read's total ns.",
+            "Anatomy of a read(): shares beside ns per read",
+            _encode(fig, dpi=85),
+            "Per workload: stacked bars of each layer's share of a read and of its ns per read, "
+            "against buffer size",
+            "On-CPU samples placed in layers by their kernel call chain, scaled by task-clock "
+            "per read; off the CPU, the device wait measured from the block tracepoints and "
+            "the rest of wall − CPU. Left: shares stacked to 100 % (the read's total ns above "
+            "each bar); middle: the same stacks in ns per read (linear axis); right, where a "
+            "workload's reads span more than 30×: its smaller sizes.",
         )
 
 
@@ -626,7 +697,7 @@ def coverage_heatmap(cov: dict[str, Any] | None) -> Figure | None:
         return Figure(
             "fig-coverage",
             "Coverage: which points see which reads",
-            _encode(fig),
+            _encode(fig, dpi=80),
             "Heatmap of measured fires per operation, hook points by read kind",
             "Measured with the atlas's counting program, gated to each read loop's timed "
             "window (an eviction or pipe drain between segments is never counted). Points no "

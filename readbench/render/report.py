@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from readbench.analysis import anatomy
 from readbench.analysis.stats import analyze_loaded
 from readbench.atlas.points import hooks_for
 from readbench.atlas.recommend import coverage_recommendation, recommend, sees_kind
 from readbench.kernel.cpu import COPY_FLAGS
+from readbench.model import layers
 from readbench.model.hookspec import parse
-from readbench.model.matrix import parse_cell_name
-from readbench.render import figures
+from readbench.model.matrix import cell_order, cell_slug, parse_cell_name
+from readbench.render import figures, flame
 from readbench.store.load import RunData, load_run, read_side_json, run_alpha, run_margin
 from readbench.store.rundir import atomic_write_text
 
@@ -247,14 +250,19 @@ def build_context(
 ) -> dict[str, Any]:
     alpha, margin = analysis["alpha"], analysis["margin"]
     comps, aa = analysis["comparisons"], analysis["aa"]
-    perf = perf_side_files(run_dir)
+    perf = sorted(perf_side_files(run_dir), key=lambda p: cell_order(p["cell"]))
     for p in perf:
         # unsupported counters have no value: listing them as 0 would be a made-up number
         p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
+        # the anatomy is derived here from the pass's samples (and, for a run recorded before
+        # the call chains, from its sampled functions), so every report uses one taxonomy
+        p["anatomy"] = anatomy.layers(p) if p.get("counting") else p.get("anatomy")
     calibration = read_side_json(run_dir / "calibration.json")
     atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
     cov = read_side_json(run_dir / "coverage.json")
     cov = coverage_with_run_overheads(cov, analysis) if isinstance(cov, dict) else None
+    # one list of refusals for the atlas and the coverage tables
+    notes = refusal_notes([*atlases, *([cov] if cov else [])])
     copy = read_side_json(run_dir / "copy.json")
     copy = copy if isinstance(copy, dict) else {}
     copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
@@ -272,10 +280,16 @@ def build_context(
         "coverage": figures.coverage_heatmap(cov),
     }
     m = machine_info(manifest)
+    anatomy_rows = [p for p in perf if isinstance(p.get("anatomy"), dict)]
+    for p in anatomy_rows:
+        p["anatomy_by_layer"] = {x["layer"]: x for x in p["anatomy"]["layers"]}
     counters_hw = [c["hardware"] for p in perf for c in p["counter_list"]]
+    # every table lists cells by workload, then size as a number, then hook
+    keys = [k for k in ("cells", "comparisons", "aa") if isinstance(analysis.get(k), list)]
+    by_cell = {k: sorted(analysis[k], key=lambda c: cell_order(c["name"])) for k in keys}
     return {
         "title": f"readbench report — {analysis['run_id']}",
-        "a": analysis,
+        "a": {**analysis, **by_cell},
         "manifest": manifest,
         "synthetic": manifest.get("synthetic"),
         "machine": m,
@@ -292,12 +306,78 @@ def build_context(
         "bpf": bpf,
         "calibration": calibration if isinstance(calibration, dict) else None,
         "atlases": atlases,
+        "refusal_notes": notes,
         "coverage": cov,
-        "anatomy_rows": [p for p in perf if isinstance(p.get("anatomy"), dict)],
+        "anatomy_rows": anatomy_rows,
+        "anatomy_layers": _shown_layers(anatomy_rows),
+        "layer_short": layers.SHORT,
+        "other_limit": anatomy.OTHER_LIMIT,
+        "callpaths": call_paths(perf),
+        "icicle_css": Markup(flame.css()),  # constants only: no input reaches it
         "figs": figs,
         "alpha": alpha,
         "margin": margin,
     }
+
+
+def _shown_layers(rows: list[dict[str, Any]]) -> list[str]:
+    """The layers with time in any cell of the anatomy table, in read-path order."""
+    seen = {x["layer"] for p in rows for x in p["anatomy"]["layers"] if x["ns"] > 0}
+    return [n for n in layers.NAMES if n in seen]
+
+
+def call_paths(perf: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per workload (sorted), per size: the icicle of its call chains and its measured
+    paths (to the copy routine, to the device)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in perf:
+        a = p.get("anatomy")
+        tree = anatomy.call_tree(p) if isinstance(a, dict) else None
+        if tree is None or a is None:
+            continue
+        frames, height = flame.layout(tree, a["cpu_ns_per_read"])
+        dw = a.get("device_wait") or {}
+        out.setdefault(p["workload"], []).append(
+            {
+                "id": "icicle-" + cell_slug(p["cell"]),
+                "cell": p["cell"],
+                "size": p["size"],
+                "frames": frames,
+                "width": flame.WIDTH,
+                "height": height,
+                "samples": tree["samples"],
+                "min_pct": flame.MIN_FRACTION * 100,
+                "ns_per_read": a["ns_per_read"],
+                "cpu_ns_per_read": a["cpu_ns_per_read"],
+                "paths": a.get("paths") or [],
+                "device_ns": dw.get("measured_ns"),
+            }
+        )
+    return [{"workload": w, "cells": cells} for w, cells in sorted(out.items())]
+
+
+def refusal_notes(atlases: list[dict[str, Any]]) -> list[str]:
+    """Each distinct refusal of the atlases once, as numbered notes: every point gets
+    `attach_summary`, its attach types grouped by verdict as (types, available, note
+    number or None), so a row names a refusal by its number. A refusal that differs from
+    another only by the point it names (libbpf quotes the target) is the same refusal: the
+    note says ‹point› there."""
+    notes: dict[str, int] = {}
+    for at in atlases:
+        for row in at.get("points", []):
+            groups: dict[tuple[bool, int | None], list[str]] = {}
+            target = str(row.get("target") or "")
+            for t, v in (row.get("attach") or {}).items():
+                ok = bool(isinstance(v, dict) and v.get("available"))
+                note = None
+                if not ok:
+                    reason = str(v.get("reason") if isinstance(v, dict) else v) or "refused"
+                    if len(target) > 3:
+                        reason = reason.replace(target, "‹point›")
+                    note = notes.setdefault(reason, len(notes) + 1)
+                groups.setdefault((ok, note), []).append(str(t))
+            row["attach_summary"] = [(", ".join(ts), ok, n) for (ok, n), ts in groups.items()]
+    return list(notes)
 
 
 def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:

@@ -88,7 +88,9 @@ def test_copy_routine_per_cpu_model(
     assert guest_rec["returncode"] == 0 and guest_rec["kernel"]["release"].startswith("6.1.")
     (perf,) = (run / "perf").glob("*.json")
     side = json.loads(perf.read_text())
-    assert side["copy_symbol"] == routine, side.get("copy_symbol")
+    # the routine's own symbol (ERMS on 5.18-6.3 also names copy_user_short_string, which
+    # takes the < 64 B tails)
+    assert routine in side["copy_symbol"].split(","), side.get("copy_symbol")
     assert side["copy_fraction"] > 0.05, side["copy_fraction"]
 
 
@@ -109,7 +111,8 @@ def test_cross_cpu_compare_labels_emulated_times(cpu_model_runs: dict, tmp_path:
     assert routines == ["copy_user_enhanced_fast_string", "copy_user_generic_string"]
     for r in res["runs"]:
         share = r["machine"]["copy_share"][0]
-        assert share["copy_symbol"] == r["machine"]["copy_routine"] and share["copy_fraction"]
+        assert r["machine"]["copy_routine"] in share["copy_symbol"].split(",")
+        assert share["copy_fraction"] > 0
     page = Path(res["report"]).read_text()
     assert "EMULATED TIMES" in page and "copy_user_generic_string" in page
 

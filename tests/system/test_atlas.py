@@ -165,6 +165,8 @@ def test_one_perf_exposes_the_anatomy(root: None, data_dir: Path) -> None:
     an = json.loads(r.stdout)["perf"]["anatomy"]
     shares = {x["layer"]: x["share"] for x in an["layers"]}
     assert abs(sum(shares.values()) - 1) < 1e-6
-    # a 64 KiB cached read: the copy and the page-cache lookup are most of it
-    assert shares["copy to user"] + shares["page-cache lookup"] > 0.5
+    # a 64 KiB cached read: the copy and the page-cache lookup are most of its CPU time (of its
+    # wall time only on a quiet machine: waiting to run is "other off-CPU time")
+    on_cpu = {x["layer"]: x["ns"] / an["cpu_ns_per_read"] for x in an["layers"] if "samples" in x}
+    assert on_cpu["copy to user"] + on_cpu["page-cache lookup"] > 0.5
     assert 0 < an["null_syscall_ns"] < an["ns_per_read"]

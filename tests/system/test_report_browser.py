@@ -37,6 +37,8 @@ FLAGS = [
     "--hide-scrollbars",
 ]
 NONCE = "rbcheck"
+WIDTH = 1280
+WINDOW = f"{WIDTH},1000"  # the layout width of every check and screenshot
 # Injected into a copy of the page only: collects load/CSP errors and each image's
 # natural size, and writes them into the DOM for --dump-dom to carry out.
 CHECK_JS = """
@@ -49,11 +51,17 @@ const _ce = console.error;
 console.error = (...a) => { __rb.push('console: ' + a.join(' ')); _ce(...a); };
 addEventListener('load', () => {
   const imgs = Array.from(document.images);
+  const icicles = Array.from(document.querySelectorAll('svg.icicle')).map(s => {
+    const r = s.getBoundingClientRect();
+    return [s.closest('figure').id, r.left + scrollX, r.top + scrollY, r.width, r.height,
+            s.querySelectorAll('rect').length];
+  });
   const out = {
     n: imgs.length,
     sizes: imgs.map(i => [
       (i.closest('figure') || {}).id || i.src.slice(0, 40),
       i.naturalWidth, i.naturalHeight, i.complete]),
+    icicles: icicles,
     errors: __rb,
   };
   const pre = document.createElement('pre');
@@ -95,7 +103,8 @@ def _check(chromium: str, text: str, probe_path: Path, tmp: Path) -> dict:
         "<title>", f'<script nonce="{NONCE}">{CHECK_JS}</script><title>', 1
     )
     probe_path.write_text(probe)
-    proc = _run(chromium, tmp, "--virtual-time-budget=10000", "--dump-dom", probe_path.as_uri())
+    proc = _run(chromium, tmp, "--virtual-time-budget=10000", f"--window-size={WINDOW}",
+                "--dump-dom", probe_path.as_uri())  # fmt: skip
     m = re.search(r'<pre id="rb-check">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"check script did not run: {proc.stderr[-2000:]}"
     return json.loads(htmllib.unescape(m.group(1)))
@@ -132,10 +141,12 @@ def test_every_figure_loads_and_no_console_errors(
 ) -> None:
     text = page.read_text()
     n_figures = text.count("<figure ")
-    assert n_figures == 10
+    n_icicles = text.count('<svg class="icicle"')
+    assert n_figures == 10 + n_icicles and n_icicles == 18  # one per perf cell
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
     assert res["errors"] == []
-    assert res["n"] == n_figures
+    assert res["n"] == 10
+    assert len(res["icicles"]) == n_icicles
     for fig_id, w, h, complete in res["sizes"]:
         assert complete and w > 0 and h > 0, fig_id
 
@@ -168,6 +179,49 @@ def test_screenshot(chromium: str, page: Path, tmp_path: Path) -> None:
         shutil.copy(shot, Path(keep) / "report.png")
 
 
+def _near(im: Image.Image, color: str, tol: int = 14) -> float:
+    """Share of the pixels of `im` within `tol` of `color` on every channel."""
+    want = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+    px = list(im.convert("RGB").get_flattened_data())
+    return sum(all(abs(a - b) <= tol for a, b in zip(p, want, strict=True)) for p in px) / len(px)
+
+
+@pytest.mark.slow
+def test_icicle_screenshot(chromium: str, page: Path, tmp_path: Path) -> None:
+    """The flame graph as a person sees it: a real screenshot of the page, cropped to the
+    first (open) icicle. Its frames are drawn in their layers' colours: the root and the
+    syscall frames across the width, the copy routine's, the page cache's; labels in them."""
+    from readbench.model import layers as L
+    from readbench.render.figures import LAYER_COLORS
+
+    res = _check(chromium, page.read_text(), page.with_name("probe.html"), tmp_path)
+    visible = [ic for ic in res["icicles"] if ic[3] > 0 and ic[4] > 0]
+    assert visible, res["icicles"]  # the first of each workload is open
+    fig_id, x, y, w, h, n_rects = visible[0]
+    assert n_rects >= 8 and w > 0.8 * WIDTH * 0.9
+    shot = tmp_path / "icicle-page.png"
+    height = int(y + h + 40)
+    proc = _run(chromium, tmp_path, f"--window-size={WIDTH},{height}", f"--screenshot={shot}",
+                page.as_uri())  # fmt: skip
+    assert shot.exists(), proc.stderr[-2000:]
+    icicle = Image.open(shot).crop((int(x), int(y), int(x + w), int(y + h)))
+    assert ImageStat.Stat(icicle.convert("L")).stddev[0] > 20  # frames and text, not blank
+    top = icicle.crop((0, 2, icicle.width, 12))  # the root frame spans the width
+    assert _near(top, LAYER_COLORS[L.SYSCALL]) > 0.6
+    # the synthetic 64 B read: syscall entry, VFS, ext4's read_iter, the page-cache lookup, a
+    # thin copy (3 % of the samples) and the user side, each in its layer's colour
+    drawn = (L.SYSCALL, L.VFS, L.FS, L.LOOKUP, L.COPY, L.USER)
+    shares = {layer: _near(icicle, LAYER_COLORS[layer]) for layer in drawn}
+    assert shares[L.SYSCALL] > 0.15 and shares[L.LOOKUP] > 0.05, shares
+    assert min(shares.values()) > 0.003, shares
+    # dark label text inside the frames
+    assert _near(icicle, "#111111", tol=40) > 0.005
+    keep = os.environ.get("READBENCH_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        icicle.save(Path(keep) / f"{fig_id}.png")
+
+
 @pytest.mark.slow
 def test_check_catches_a_broken_figure(chromium: str, page: Path, tmp_path: Path) -> None:
     """The check itself can fail: a truncated PNG and a network image are caught."""
@@ -198,8 +252,11 @@ def test_quick_perf_run_opens_with_anatomy_and_carries_the_atlas(
     page = Path(json.loads(r.stdout)["report"])
     text = page.read_text()
     order = [text.index(f'id="{s}"') for s in ("answer", "anatomy", "atlas", "summary")]
+    assert text.index('id="anatomy"') < text.index('id="callpath"') < text.index('id="atlas"')
     assert order == sorted(order)  # the answer first, then the anatomy, then the atlas
     assert 'id="fig-anatomy"' in text and "sys_enter" in text[order[2] : order[3]]
+    # the call path drawn: an icicle per perf cell, with its measured path
+    assert text.count('<svg class="icicle"') == 3 and "Measured path to the copy routine" in text
     # the coverage matrix of the run's read kinds rides with the atlas
     assert 'id="coverage"' in text and 'id="fig-coverage"' in text
     res = _check(chromium, text, page.with_name("probe.html"), tmp_path)
@@ -208,3 +265,4 @@ def test_quick_perf_run_opens_with_anatomy_and_carries_the_atlas(
     for fid in ("fig-anatomy", "fig-coverage"):
         w, h, ok = sizes[fid]
         assert ok and w > 0 and h > 0, fid
+    assert any(ic[3] > 0 and ic[5] > 5 for ic in res["icicles"])

@@ -49,3 +49,22 @@ def test_compiled_modules_carry_the_same_enums() -> None:
         assert getattr(rl, c_enum_name(w)) == i
     for v, i in VARIANTS.items():
         assert getattr(cr, f"CR_{v.upper()}") == i
+
+
+def test_devwait_loader_reads_its_layout_from_the_header() -> None:
+    """bpf/devwait.py packs and unpacks devwait.h's structs as the header declares them, and
+    attaches each program to the raw tracepoint its SEC() names."""
+    import struct
+
+    from readbench.bpf import devwait
+
+    src = (devwait.HEADER.parent / "devwait.bpf.c").read_text()
+    names = [n for _, n in devwait.OUT_FIELDS]
+    assert names[0] == "on"
+    assert {"bios", "splits", "requests", "requeues", "bytes", "sum_ns", "busy_ns"} <= set(names)
+    assert struct.calcsize(devwait.OUT_FORMAT) == 8 * len(names)
+    assert struct.calcsize(devwait.CFG_FORMAT) == 8
+    for n in names:
+        assert f"out.{n}" in src, n
+    for prog, tp in devwait.PROGRAMS.items():
+        assert re.search(rf'SEC\("raw_tp/{tp}"\)\s*int {prog}\(', src), prog

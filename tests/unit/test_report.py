@@ -206,6 +206,85 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     assert "no floor" in report.write_report(run, tmp_path / "rep").read_text()
 
 
+def _atlas(run: Path) -> None:
+    """An atlas side file whose refusals repeat across rows and attach types."""
+    lockdown = "fentry refused by kernel: errno 1 EPERM (Operation not permitted) — lockdown"
+    points = []
+    for target in ("vfs_read", "filemap_read", "<b>copy_page_to_iter</b>"):
+        # libbpf names the target: still one refusal, the note says ‹point›
+        nokprobe = (f"kprobe refused by kernel: errno 2 ENOENT at attach kprobe {target} — "
+                    "kernel built without CONFIG_KPROBES")  # fmt: skip
+        attach = {"fentry": {"available": False, "reason": lockdown},
+                  "fexit": {"available": False, "reason": lockdown},
+                  "kprobe": {"available": False, "reason": nokprobe},
+                  "kretprobe": {"available": False, "reason": nokprobe}}  # fmt: skip
+        points.append({"target": target, "kind": "function", "group": None, "layer": "x",
+                       "fs_independent": True, "presence": "present", "attach": attach,
+                       "fires_per_read": None, "args": [], "sees": {}, "note": ""})  # fmt: skip
+    (run / "atlas").mkdir(exist_ok=True)
+    (run / "atlas" / "cached_64.json").write_text(
+        json.dumps({"cell": "cached/64", "workload": "cached", "size": 64, "points": points})
+    )
+
+
+def test_cells_sort_by_workload_then_size_as_a_number(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", workloads=("cached-stream", "cached"),
+                    sizes=(1024, 128, 65536), processes=4)  # fmt: skip
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    for section in ("anatomy", "callpath", "dist"):
+        part = html[html.index(f'id="{section}"') :]
+        cells = ("cached/128", "cached/1024", "cached/65536", "cached-stream/128",
+                 "cached-stream/1024")  # fmt: skip
+        at = [part.index(f"{c}/none") for c in cells]
+        assert at == sorted(at), section
+
+
+def test_atlas_gives_each_refusal_once_as_a_numbered_note(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", sizes=(64,), processes=4)
+    _atlas(run)
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    atlas = html[html.index('id="atlas"') : html.index('id="summary"')]
+    # the table and the notes after it (a recommendation may quote the reason it could not use)
+    atlas = atlas[atlas.index("<table>") :]
+    assert atlas.count("lockdown") == 1 and atlas.count("CONFIG_KPROBES") == 1
+    assert atlas.count("fentry, fexit: refused") == 3 and atlas.count("[1]") == 3
+    assert atlas.count("kprobe, kretprobe: refused") == 3 and atlas.count("[2]") == 3
+    assert 'id="refusal-1"' in atlas and 'id="refusal-2"' in atlas
+    assert "attach kprobe ‹point›" in atlas and 'id="refusal-3"' not in atlas
+    assert "&lt;b&gt;copy_page_to_iter&lt;/b&gt;" in atlas
+
+
+def test_call_paths_are_drawn_as_icicles_with_escaped_names(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", workloads=("cached",), sizes=(64, 65536), hooks=("none",),
+                    processes=4)  # fmt: skip
+    side = run / "perf" / "cached_64_none.json"
+    perf = json.loads(side.read_text())
+    perf["callchains"]["folded"].append(["entry_SYSCALL_64;<script>evil</script>", 50])
+    side.write_text(json.dumps(perf))
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    part = html[html.index('id="callpath"') : html.index('id="atlas"')]
+    assert part.count('<svg class="icicle"') == 2
+    assert "<script>" not in html and "&lt;script&gt;evil&lt;/script&gt;" in part
+    # the measured path, the founding question's sequence, ends at the copy routine
+    assert "Measured path to the copy routine" in part
+    seq = [part.index(f">{f}</span>") for f in ("vfs_read", "filemap_read", "_copy_to_iter",
+                                                 "rep_movs_alternative")]  # fmt: skip
+    assert seq == sorted(seq)
+    assert "ly12" in part  # the copy layer's colour class (model.layers order)
+
+
+def test_other_above_ten_percent_lists_its_functions(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", workloads=("cached",), sizes=(64,), processes=4)
+    side = run / "perf" / "cached_64_none.json"
+    perf = json.loads(side.read_text())
+    total = sum(n for _, n in perf["callchains"]["folded"])
+    perf["callchains"]["folded"].append(["mystery_function_xyz", total // 3])
+    side.write_text(json.dumps(perf))
+    html = report.write_report(run, tmp_path / "rep").read_text()
+    part = html[html.index('id="anatomy"') : html.index('id="callpath"')]
+    assert "“other” is" in part and "mystery_function_xyz" in part
+
+
 def test_an_emulated_run_says_so_on_top(tmp_path: Path) -> None:
     """A run from a TCG guest: the page opens with the emulated-times banner, naming the CPU
     model the guest was booted with; a hardware run's page has no such banner."""
