@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_bench
 
 from readbench.measure import datafiles
+from tests.conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 # (function, the read kind whose entry it is); a function this kernel lacks (io_read_fixed,

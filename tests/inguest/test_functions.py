@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import load_bench
 
 from readbench.atlas import probe as atlas_probe
 from readbench.measure import datafiles
 from readbench.measure.readloop import ReadLoop
+from tests.conftest import load_bench
 
 READS = 2000
 SIZE = {"cached": 4096, "pipe": 64}

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_bench, require
 
 from readbench.kernel import btf
 from readbench.measure import datafiles
+from tests.conftest import load_bench, require
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import load_bench, require
+from tests.conftest import load_bench, require
 
 
 def test_crosscheck_program_runs_and_detaches(root: None, data_dir: Path) -> None:

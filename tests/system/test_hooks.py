@@ -18,7 +18,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ALLOWED_IN_STRICT, require
 
 from readbench.bpf import abi
 from readbench.bpf import attach as bpf_attach
@@ -27,6 +26,7 @@ from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MissingCapability
 from readbench.measure.readloop import SYSCALL_OF, ReadLoop
 from readbench.model import hookspec
+from tests.conftest import ALLOWED_IN_STRICT, require
 
 FILE_SIZE = 2 << 20
 LOOPS = 4000

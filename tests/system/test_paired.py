@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pyperf
 import pytest
-from conftest import load_bench, require
 
 from readbench.bpf import attach as bpf_attach
 from readbench.bpf import probe as bpf_probe
 from readbench.measure.readloop import ReadLoop, spin_iters_for
+from tests.conftest import load_bench, require
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = "rawtp:sys_enter:empty"

@@ -18,7 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import require
+
+from tests.conftest import require
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "point_counter.py"
 MiB = 1 << 20

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import load_bench, require
 
 from readbench.errors import MeasurementError
 from readbench.measure import datafiles
 from readbench.measure.readloop import ReadLoop, resident_pages
+from tests.conftest import load_bench, require
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1 << 20

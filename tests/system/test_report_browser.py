@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require
 from PIL import Image, ImageStat
-from synthetic_runs import write_run
 
 from readbench.render import report
+from tests.conftest import require
+from tests.synthetic_runs import write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS = [

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from synthetic_runs import write_run
 
 from readbench.analysis.compare import compare_runs, rich_table, write_compare
 from readbench.cli import main as cli
 from readbench.errors import BadInput
+from tests.synthetic_runs import write_run
 
 SIZES = (64, 4096, 65536)
 # injected 5 % slowdowns (synthetic): a baseline cell and two hooked cells

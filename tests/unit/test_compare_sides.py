@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import write_run
 
 from readbench.analysis.compare import compare_runs, compare_sides
 from readbench.cli.main import _compare_sides
+from tests.synthetic_runs import write_run
 
 SHIFTED = "cached/64/none"
 KW = {"workloads": ("cached",), "sizes": (64, 4096), "processes": 12, "aa": False,

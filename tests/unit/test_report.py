@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from synthetic_runs import write_run
 
 from readbench.analysis import stats
 from readbench.cli import main as cli
 from readbench.render import report
+from tests.synthetic_runs import write_run
 
 IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
-from synthetic_runs import write_run
 
 from readbench.analysis import stats
 from readbench.errors import BadInput
 from readbench.model.matrix import parse_cell_name
+from tests.synthetic_runs import write_run
 
 PROPS = settings(
     derandomize=True,
