@@ -22,13 +22,14 @@ import numpy as np
 
 from readbench.analysis import paired
 from readbench.analysis.stats import POWER, binomial_ci, paired_claim
+from readbench.model.schema import DEFAULT_MARGIN
 
 DEFAULT_MULTIPLES = (1.0, 1.5, 2.0)
 
 
 def trial_claim(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """The numbers of one trial that calibration keeps (JSON-able)."""
-    c = paired_claim(pairs, margin=0.02)
+    c = paired_claim(pairs, margin=DEFAULT_MARGIN)  # the margin is unused by what is kept
     lr = np.asarray(c["process_log_ratio"])
     return {
         "n": c["n_processes"],

@@ -18,22 +18,18 @@ run are listed, never guessed or interpolated.
 Public API:
     compare_runs(run_dirs, alpha=0.01, margin=0.02) -> dict   (JSON-able)
     compare_sides(a_dirs, b_dirs, alpha=0.01, margin=0.02) -> dict
-    write_compare(result, out_dir) -> Path                     (index.html)
-    rich_table(result) -> rich.table.Table
+The page and the terminal tables are readbench.render.compare's.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.table import Table
-from rich.text import Text
 
 from readbench.analysis import paired
 from readbench.analysis.stats import (
@@ -46,12 +42,24 @@ from readbench.analysis.stats import (
     json_clean,
 )
 from readbench.errors import BadInput
-from readbench.render import figures
-from readbench.render.report import machine_info, matrix_blocks, perf_side_files, render
-from readbench.store.load import CellData, RunData, load_run
-from readbench.store.rundir import atomic_write_text
+from readbench.model.schema import check_alpha
+from readbench.store.load import (
+    CellData,
+    RunData,
+    load_run,
+    machine_info,
+    matrix_blocks,
+    perf_side_files,
+)
 
 SCHEMA = "readbench.compare/1"
+WITHIN_BOOT_NOTE = (
+    "one run per side: between-boot variance is not sampled. The p-values are within-boot: "
+    "they treat the worker processes of one boot as replicates of its configuration, so they "
+    "test this boot against that boot, and are anti-conservative for the configurations "
+    "(a reboot alone moves a read by more than processes within one boot vary). Give each "
+    "side several runs, each from its own boot: readbench compare A1 A2 A3 -- B1 B2 B3"
+)
 
 
 def _labels(runs: list[RunData]) -> list[str]:
@@ -79,8 +87,7 @@ def compare_runs(
 ) -> dict[str, Any]:
     if len(run_dirs) < 2:
         raise BadInput(f"compare needs at least two run directories (got {len(run_dirs)})")
-    if not 0 < alpha < 1:
-        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
+    check_alpha(alpha, "alpha")
     runs = [load_run(Path(d)) for d in run_dirs]
     labels = _labels(runs)
     emulated = [machine_info(r.manifest)["emulated"] for r in runs]
@@ -236,7 +243,7 @@ def overhead_changes(
                 "overhead_b_pct": math.expm1(paired.pseudo_median(lb)) * 100,
                 "change_ratio": math.exp(paired.shift_estimate(la, lb)),
                 "p": paired.shift_p(la, lb),
-                "min_p": 2 / math.comb(len(la) + len(lb), len(la)),
+                "min_p": paired.shift_min_p(len(la), len(lb)),
                 "_la": la,
                 "_lb": lb,
             }
@@ -281,122 +288,6 @@ def _machine_brief(run: RunData) -> dict[str, Any]:
             for c in perf_side_files(run.run_dir)
         ],
     }
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "run"
-
-
-def write_compare(result: dict[str, Any], out_dir: Path) -> Path:
-    """Write `<out_dir>/compare-<A>-vs-<B>…/index.html` (+ compare.json); returns it."""
-    name = "compare-" + "-vs-".join(_slug(r["label"]) for r in result["runs"])
-    dest = Path(out_dir) / name[:180]
-    figs = []
-    for p in result["pairs"]:
-        rows = [r for r in result["rows"] if r["pair"] == p["index"]]
-        figs.append(figures.compare_forest(rows, f"{p['b']} vs {p['a']}", f"fig-cmp-{p['index']}"))
-    html = render(
-        "compare.html.j2",
-        title="readbench compare — " + " vs ".join(r["label"] for r in result["runs"]),
-        r=result,
-        figs=figs,
-    )
-    atomic_write_text(dest / "compare.json", json.dumps(result, indent=1))
-    atomic_write_text(dest / "index.html", html)
-    return dest / "index.html"
-
-
-def _fmt(x: Any, spec: str) -> str:
-    return "–" if x is None else format(x, spec)
-
-
-def rich_table(result: dict[str, Any]) -> Table:
-    labels = (
-        " vs ".join(r["label"] for r in result["runs"][1:]) + f" vs {result['runs'][0]['label']}"
-    )
-    t = Table(
-        title=Text(
-            f"readbench compare: {labels} (Holm over {result['n_claims']} cross-run claims, "
-            f"α = {result['alpha']:g}; unit: {result.get('unit', 'worker process')})"
-        ),
-        show_lines=False,
-    )
-    many = len(result["pairs"]) > 1
-    for col, j in (
-        ("cell", "left"),
-        *([("B vs A", "left")] if many else []),
-        ("n A/B", "right"),
-        ("A median ns", "right"),
-        ("B median ns", "right"),
-        ("Δ ns", "right"),
-        ("ratio B/A [95% CI]", "right"),
-        ("p" if not result.get("within_boot", True) else "p MWU (within-boot)", "right"),
-        ("p Holm", "right"),
-        ("verdict", "left"),
-    ):
-        t.add_column(col, justify=j)  # type: ignore[arg-type]
-    for r in result["rows"]:
-        style = "bold red" if r["significant"] else ("green" if r["equivalent"] else "")
-        lo, hi = r["ratio_ci95"]
-        # Text(): names come from input files and must not be read as rich markup
-        t.add_row(
-            Text(r["name"]),
-            *([Text(f"{r['b']} / {r['a']}")] if many else []),
-            f"{r['n_a']}/{r['n_b']}",
-            _fmt(r["median_a_ns"], ",.1f"),
-            _fmt(r["median_b_ns"], ",.1f"),
-            _fmt(r["delta_ns"], "+,.1f"),
-            f"{r['ratio']:.4f} [{lo:.4f}, {hi:.4f}]",
-            _fmt(r["p"], ".2g"),
-            _fmt(r["p_holm"], ".2g"),
-            Text(r["verdict"]),
-            style=style,
-        )
-    notes = [n for p in result["pairs"] for n in p["notes"]]
-    for p in result["pairs"]:
-        if p["only_in_a"]:
-            notes.append(f"only in {p['a']}: " + ", ".join(p["only_in_a"]))
-        if p["only_in_b"]:
-            notes.append(f"only in {p['b']}: " + ", ".join(p["only_in_b"]))
-    if notes:
-        t.caption = Text("\n".join(notes))
-    return t
-
-
-def rich_change_table(result: dict[str, Any]) -> Table | None:
-    """Hook overhead in each run and its change B/A (Holm-tested, simultaneous CI)."""
-    rows = result.get("overhead_change") or []
-    if not rows:
-        return None
-    t = Table(title=Text("hook overhead change between runs (paired overheads, Holm)"))
-    cols = ("hooked cell", "B vs A", "n A/B", "overhead A %", "overhead B %", "ratio B/A [CI]",
-            "p Holm")  # fmt: skip
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("hooked cell", "B vs A") else "right")
-    for c in rows:
-        ci = c["change_ci"]
-        t.add_row(
-            Text(c["name"]),
-            Text(f"{c['b']} / {c['a']}"),
-            f"{c['n_a']}/{c['n_b']}",
-            f"{c['overhead_a_pct']:+.2f}",
-            f"{c['overhead_b_pct']:+.2f}",
-            f"{c['change_ratio']:.4f} " + (f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "[–]"),
-            f"{c['p_holm']:.2g}",
-            style="bold red" if c["significant"] else "",
-        )
-    return t
-
-
-# -- several runs per side: the run (one boot) is the unit ----------------------------------
-
-WITHIN_BOOT_NOTE = (
-    "one run per side: between-boot variance is not sampled. The p-values are within-boot: "
-    "they treat the worker processes of one boot as replicates of its configuration, so they "
-    "test this boot against that boot, and are anti-conservative for the configurations "
-    "(a reboot alone moves a read by more than processes within one boot vary). Give each "
-    "side several runs, each from its own boot: readbench compare A1 A2 A3 -- B1 B2 B3"
-)
 
 
 def _run_level(runs: list[RunData], name: str) -> np.ndarray:
@@ -459,8 +350,7 @@ def compare_sides(
             "between-boot test needs at least 2 runs on each side (or exactly one per side "
             "for the within-boot comparison)"
         )
-    if not 0 < alpha < 1:
-        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
+    check_alpha(alpha, "alpha")
     a_runs = [load_run(Path(d)) for d in a_dirs]
     b_runs = [load_run(Path(d)) for d in b_dirs]
     labels = _labels(a_runs + b_runs)

@@ -6,7 +6,7 @@ The rule is fixed in advance, so the sentence cannot be chosen by the noise: per
 the hooks with an empty body (or every hook, when none is empty) at the smallest hooked size;
 among them the one whose cost the run bounds lowest, i.e. ranked by the upper end of the
 95 % interval of Δ, then by the estimate (as the atlas ranks points,
-readbench.atlas.recommend). Ranking by the estimate itself would pick the luckiest draw
+readbench.analysis.recommend). Ranking by the estimate itself would pick the luckiest draw
 (the winner's curse). A claim measured faster with its hook is a confound, never ranked as
 a cost; when every candidate is one, the sentence says so. "adds" is only ever said of a
 significant positive Δ."""

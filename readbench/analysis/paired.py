@@ -265,7 +265,15 @@ def shift_ci(a: np.ndarray, b: np.ndarray, level: float) -> list[float] | None:
 
 
 def shift_estimate(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Hodges-Lehmann shift of b over a: median of all pairwise b_i − a_j."""
     return float(np.median(np.asarray(b)[:, None] - np.asarray(a)[None, :]))
+
+
+def shift_min_p(n1: int, n2: int) -> float:
+    """The smallest two-sided exact Mann-Whitney p attainable with n1 and n2 processes."""
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
 
 
 # -- the null spread of the per-process statistic (the MDE's noise) ------------------------

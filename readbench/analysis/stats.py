@@ -12,7 +12,7 @@ Public API:
     analyze_run(run_dir, alpha=0.01, margin=0.02) -> dict   (JSON-able)
     compare_groups(a_runs, b_runs, ...) -> dict             (one B-vs-A comparison, uncorrected)
     bootstrap_two_level(runs, ...) -> (medians, means)      (bootstrap replicates)
-    hodges_lehmann(a, b) -> float
+    paired.shift_estimate(a, b) -> float
     holm(pvalues) / bh(pvalues) -> adjusted p-values
 """
 
@@ -33,11 +33,11 @@ from statsmodels.stats.weightstats import ttost_ind
 from readbench.analysis import machine_state, paired
 from readbench.analysis.headline import headlines
 from readbench.analysis.variance import decompose
-from readbench.errors import BadInput
+from readbench.model.schema import check_alpha, check_margin
 from readbench.store.load import OFF_SUFFIX, CellData, RunData, load_run
 
 DEFAULT_BOOT = 2000
-POWER = 0.8
+POWER = paired.POWER  # the MDE is the effect the exact test detects this often
 SCHEMA = "readbench.analysis/1"
 
 
@@ -120,11 +120,6 @@ def _ci(reps: np.ndarray, level: float = 0.95) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def hodges_lehmann(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Hodges-Lehmann shift of b over a: median of all pairwise b_i - a_j."""
-    return float(np.median(np.subtract.outer(np.asarray(b), np.asarray(a))))
-
-
 def holm(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
     p = np.asarray(pvalues, dtype=float)
     if p.size == 0:
@@ -137,13 +132,6 @@ def bh(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
     if p.size == 0:
         return p
     return multipletests(p, alpha=alpha, method="fdr_bh")[1]
-
-
-def min_mwu_p(n1: int, n2: int) -> float:
-    """Smallest two-sided exact Mann-Whitney p attainable with n1, n2 processes."""
-    if n1 < 1 or n2 < 1:
-        return 1.0
-    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
 
 
 def mde_pct(sd_log: float, n1: int, n2: int, alpha: float, power: float = POWER) -> float | None:
@@ -209,7 +197,7 @@ def compare_groups(
     # The ratio is the Hodges-Lehmann shift on log per-process medians: the estimator
     # that goes with the Mann-Whitney test, and robust when processes fall into two
     # modes (a noisy host), where a ratio of medians jumps between the modes.
-    log_ratio = hodges_lehmann(la, lb)
+    log_ratio = paired.shift_estimate(la, lb)
     ratio = math.exp(log_ratio)
     log_ratio_reps = bootstrap_hl_log(a_runs, b_runs, n_boot=n_boot, rng=rng)
     out: dict[str, Any] = {
@@ -220,7 +208,7 @@ def compare_groups(
         # one estimand: Δ is the ratio (and its interval) times A's median
         "delta_ns": (ratio - 1) * med_a,
         "delta_ci95": [float((x - 1) * med_a) for x in np.exp(_ci(log_ratio_reps))],
-        "delta_hl_ns": hodges_lehmann(a, b),  # the ns-scale shift, a cross-check
+        "delta_hl_ns": paired.shift_estimate(a, b),  # the ns-scale shift, a cross-check
         "delta_median_ns": med_b - med_a,
         "ratio": ratio,
         "ratio_ci95": [float(x) for x in np.exp(_ci(log_ratio_reps))],
@@ -239,7 +227,7 @@ def compare_groups(
         "p_welch_log": None,
         "p_brunner_munzel": None,
         "p_tost": None,
-        "min_p": min_mwu_p(na, nb),
+        "min_p": paired.shift_min_p(na, nb),
         "sd_log": None,
         "note": "",
     }
@@ -484,10 +472,8 @@ def analyze_loaded(
 ) -> dict[str, Any]:
     """`variance`: fit each paired cell's mixed model (analysis.variance; about 0.4 s a
     cell); compare, which only reads verdicts, turns it off."""
-    if not 0 < alpha < 1:
-        raise BadInput(f"alpha {alpha}: must be in (0, 1)")
-    if not 0 < margin < 1:
-        raise BadInput(f"margin {margin}: must be in (0, 1) (a fraction, 0.02 = 2 %)")
+    check_alpha(alpha, "alpha")
+    check_margin(margin, "margin")
     summaries: dict[str, dict[str, Any]] = {}
     for name, cell in run.cells.items():
         s, _ = summarize_cell(cell.runs, n_boot=n_boot, rng=cell_rng(name, seed))

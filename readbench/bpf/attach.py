@@ -5,7 +5,6 @@ SIGKILL detaches everything."""
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from readbench.bpf.abi import (
     I_SKIPPED,
     K_SYSCALL,
 )
-from readbench.bpf.plan import NO_TGID, Plan, Side, plan
+from readbench.bpf.links import NO_TGID, Attachment
+from readbench.bpf.plan import Plan, Side, plan
 from readbench.bpf.refusals import refusal
 from readbench.errors import BadInput, MissingCapability
 from readbench.kernel.tracefs import ensure_tracefs
@@ -86,19 +86,17 @@ def _attach_side(obj: lb.Object, s: Side) -> lb.Link:
     return prog.attach_kprobe(s.point, retprobe=s.how == "kretprobe")
 
 
-class AttachedHook:
+class AttachedHook(Attachment):
     """Programs of one hook, loaded and attached for one process. Close to detach."""
 
     def __init__(
         self, spec: HookSpec, workload: str, tgid: int, stats: bool, floor: bool = False
     ) -> None:
+        super().__init__()
         self.spec = spec
         self.floor = floor
         self.workload = workload
         self.tgid = tgid
-        self._obj: lb.Object | None = None
-        self._links: list[lb.Link] = []
-        self._stats_fd = -1
         self._plan: Plan | None = None
         self.notes: list[str] = []
         if spec.is_none:
@@ -224,52 +222,25 @@ class AttachedHook:
         snap["programs"] = progs
         return snap
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._links)
-
-    def detach(self) -> None:
-        """Destroy the links, keep the programs loaded: the paired design toggles the hook
-        between values without reloading it (and without touching the maps)."""
-        for link in reversed(self._links):
-            link.destroy()
-        self._links = []
-
-    def reattach(self) -> None:
-        """Attach every side again (after detach(), or the first time)."""
-        if self._links or self._obj is None or self._plan is None:
-            return
+    def _attach(self) -> list[lb.Link]:
+        """Every side of the plan (exit first: an exit never meets a missing stash entry)."""
+        assert self._obj is not None and self._plan is not None
+        links: list[lb.Link] = []
         for s in self._plan.sides:
             try:
-                self._links.append(_attach_side(self._obj, s))
+                links.append(_attach_side(self._obj, s))
             except lb.LibbpfError as e:
-                self.detach()
+                for link in reversed(links):
+                    link.destroy()
                 attach_type = _side_attach_type(self.spec.attach, s)
                 why = refusal(attach_type, e, self._plan.symbol)
                 raise MissingCapability(f"{self.spec.name}: {why}") from e
+        return links
 
     def program_ids(self) -> list[int]:
         if self._obj is None or self._plan is None:
             return []
         return [self._obj.program(s.program).info().id for s in self._plan.sides]
-
-    def close(self) -> None:
-        self.detach()
-        if self._obj is not None:
-            self._obj.close()
-            self._obj = None
-        if self._stats_fd >= 0:
-            os.close(self._stats_fd)
-            self._stats_fd = -1
-
-    def __enter__(self) -> AttachedHook:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
 
 def _side_attach_type(attach: str, s: Side) -> str:

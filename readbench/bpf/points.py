@@ -16,6 +16,7 @@ from typing import Any
 
 from readbench.bpf import binding as lb
 from readbench.bpf import build
+from readbench.bpf.links import NO_TGID, Attachment
 from readbench.bpf.refusals import refusal
 from readbench.kernel.tracefs import ensure_tracefs
 
@@ -33,12 +34,11 @@ PROGRAM = {
 }
 TRACEPOINT_TYPES = ("rawtp", "tpbtf", "tp")
 FUNCTION_TYPES = ("fentry", "fexit", "kprobe", "kretprobe")
-NO_TGID = 0xFFFFFFFF
 _CFG = "=IIqI"  # const volatile cfg in atlas.bpf.c: tgid, only_sys, nr, gated
 _FIRED, _GATE = 0, 8  # offsets in .bss: struct cnt {u64 fired; u32 gate;}
 
 
-class PointHook:
+class PointHook(Attachment):
     """The counting program attached to one point for process `tgid`; detach()/reattach()
     toggle it (the paired worker uses this for a point's overhead), fired() reads its count.
     `gated`: count only while the u32 at gate_address() is 1 (a read loop's timed window,
@@ -55,12 +55,11 @@ class PointHook:
         gated: bool = False,
         stats: bool = False,
     ):
+        super().__init__()
         self.attach, self.target, self.group = attach, target, group
         self.tgid = os.getpid() if tgid is None else tgid
-        self._stats_fd = -1
-        self._links: list[lb.Link] = []
         self._bss: mmap.mmap | None = None
-        self._obj: lb.Object | None = lb.Object(build.object_path("atlas"))
+        self._obj = lb.Object(build.object_path("atlas"))
         try:
             prog_name = PROGRAM[attach]
             for p in self._obj.programs():
@@ -87,13 +86,8 @@ class PointHook:
             self.close()
             raise
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._links)
-
-    def reattach(self) -> None:
-        if self._links or self._obj is None:
-            return
+    def _attach(self) -> list[lb.Link]:
+        assert self._obj is not None
         if self.attach == "rawtp":
             link = self.prog.attach_raw_tracepoint(self.target)
         elif self.attach == "tp":
@@ -103,12 +97,7 @@ class PointHook:
             link = self.prog.attach_kprobe(self.target, retprobe=self.attach == "kretprobe")
         else:  # fentry, fexit, fmod_ret, tpbtf, lsm: the target was fixed at load
             link = self.prog.attach_trace(f"attach {self.attach} {self.target}")
-        self._links.append(link)
-
-    def detach(self) -> None:
-        for link in self._links:
-            link.destroy()
-        self._links = []
+        return [link]
 
     def fired(self) -> int:
         assert self._bss is not None
@@ -138,25 +127,12 @@ class PointHook:
             }],
         }  # fmt: skip
 
-    def close(self) -> None:
-        self.detach()
-        if self._stats_fd >= 0:
-            os.close(self._stats_fd)
-            self._stats_fd = -1
+    def _release(self) -> None:
         if self._bss is not None:
             # a ctypes view from gate_address() still alive holds it: the GC unmaps it then
             with contextlib.suppress(BufferError):
                 self._bss.close()
             self._bss = None
-        if self._obj is not None:
-            self._obj.close()
-            self._obj = None
-
-    def __enter__(self) -> PointHook:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def trial(attach: str, target: str, group: str = "") -> dict[str, Any]:

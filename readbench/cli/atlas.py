@@ -35,148 +35,117 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def coverage_kinds(text: str | None, data_dir: Any) -> tuple[list[str], list[dict[str, str]]]:
-    """The read kinds of a coverage run: those asked for (BadInput on a bad one or one the data
-    directory cannot serve), or every registry kind the directory allows, with the others
-    listed and why."""
-    from readbench.errors import BadInput
-    from readbench.measure import datafiles
-    from readbench.model.matrix import check_workload, parse_list
-    from readbench.model.workloads import REGISTRY
+def _claims(
+    measured: dict[tuple[str, str], dict[str, Any]], size: int, margin: float
+) -> list[dict[str, Any]]:
+    """Paired claims of the hooks the atlas measured, named as a run's are."""
+    from readbench.analysis.stats import paired_claim
+    from readbench.model.hookspec import parse
 
-    if text is not None:
-        kinds = [check_workload(w) for w in parse_list(text, "--workloads")]
-        datafiles.check_workload_fs(data_dir, kinds)
-        return kinds, []
-    kinds, left = [], []
-    for w in REGISTRY:
-        try:
-            datafiles.check_workload_fs(data_dir, [w.name])
-        except BadInput as e:
-            left.append({"workload": w.name, "reason": str(e)})
-            continue
-        kinds.append(w.name)
-    return kinds, left
+    out = []
+    for (hook, workload), m in measured.items():
+        name = parse(hook).name
+        base = {"name": f"{workload}/{size}/{name}", "hook": name, "workload": workload,
+                "size": size}  # fmt: skip
+        if "error" in m:
+            out.append({**base, "delta_ns": None, "delta_ci95": None, "error": m["error"]})
+        else:
+            out.append({**base, **paired_claim(m["pairs"], margin)})
+    return out
+
+
+def _check_processes(args: argparse.Namespace) -> None:
+    from readbench.errors import BadInput
+
+    if args.processes < 8 and not args.no_overhead:
+        raise BadInput(f"--processes {args.processes}: the exact paired test needs >= 8")
 
 
 def collect_coverage(args: argparse.Namespace) -> dict[str, Any]:
-    from readbench.atlas import overhead
-    from readbench.atlas.coverage import coverage
-    from readbench.atlas.recommend import (
+    from readbench.analysis.recommend import (
         buffered_check,
-        coverage_recommendation,
+        coverage_with_overheads,
         minimal_covers,
         sees_kind,
     )
-    from readbench.errors import BadInput
-    from readbench.measure import datafiles
+    from readbench.measure import coverage, overhead
     from readbench.model.matrix import parse_size
+    from readbench.model.schema import DEFAULT_MARGIN
     from readbench.model.workloads import get
 
-    args.size = args.size or "4K"
-    size = parse_size(args.size, "--size")
-    data_dir = args.data_dir or datafiles.default_data_dir()
-    kinds, left = coverage_kinds(args.workloads, data_dir)
-    for w in kinds:
-        why = get(w).cell_rule(size, 0)
-        if why:
-            raise BadInput(f"--size {args.size} for read kind {w}: {why}")
-    if args.processes < 8 and not args.no_overhead:
-        raise BadInput(f"--processes {args.processes}: the exact paired test needs >= 8")
-    datafiles.check_data_dir(data_dir)
-    files = {w: datafiles.ensure(data_dir, w) for w in kinds}
-    aligns = {}
-    if any(get(w).needs_direct_io for w in kinds):
-        a = datafiles.direct_io_alignment(data_dir)
-        if a is None:
-            raise BadInput(f"--data-dir {data_dir}: O_DIRECT is refused there (read kind direct)")
-        aligns = {w: a for w in kinds if get(w).needs_direct_io}
-    cov = coverage(kinds, size, files, datafiles.fs_type(data_dir), aligns)
-    cov["not_measured"] = left
-    overheads: dict[str, dict[str, Any]] = {}
+    size = parse_size(args.size or "4K", "--size")
+    _check_processes(args)
+    cov, files = coverage.survey(args.workloads, size, args.data_dir)
+    claims: list[dict[str, Any]] = []
     if not args.no_overhead:
         rows = {r["key"]: r for r in cov["points"]}
         live = [k for k in cov["kinds"] if not k.get("refused")]
-        keys = sorted({k for s in minimal_covers(cov) for k in s})
-        for i, key in enumerate(keys):
+        jobs = []
+        for key in sorted({k for s in minimal_covers(cov) for k in s}):
             r = rows[key]
             seen = [k["workload"] for k in live if sees_kind(r, k)]
             on = next((w for w in seen if get(w).calibrate), seen[0])
-            hook = (f"point:{r['via']}:{r['group'] or ''}/"
-                    + ("file_permission" if r["via"] == "lsm" else r["target"]))  # fmt: skip
-            o = overhead.paired_overhead(hook, on, size, str(files.get(on) or ""),
-                                         args.processes, args.pairs, args.seed + i)  # fmt: skip
-            overheads[key] = {"hook": hook, "on": on, "ns": o.get("delta_ns"),
-                              "ci95": o.get("delta_ci95"), "error": o.get("error")}  # fmt: skip
-    cov["overheads"] = overheads
-    cov["recommendation"] = coverage_recommendation(cov, overheads)
-    _note_virtualization(cov)
+            target = "file_permission" if r["via"] == "lsm" else r["target"]
+            jobs.append((f"point:{r['via']}:{r['group'] or ''}/{target}", on))
+        measured = overhead.measure_hooks(jobs, size, files, processes=args.processes,
+                                          pairs=args.pairs, seed=args.seed)  # fmt: skip
+        claims = _claims(measured, size, DEFAULT_MARGIN)
+    cov = coverage_with_overheads(cov, claims)
     cov["buffered_check"] = buffered_check(
         cov, ("filemap/mm_filemap_get_pages", "filemap/mm_filemap_fault")
     )
+    _note_emulated(cov)
     return cov
 
 
-def _note_virtualization(res: dict[str, Any]) -> None:
-    """Record whether this kernel runs emulated (a guest under TCG): counts, attachability and
-    arguments stay facts there, times do not."""
+def _note_emulated(res: dict[str, Any]) -> None:
+    """An emulated kernel (a guest under TCG): counts, attachability and arguments stay facts
+    there, times do not; say so."""
     import sys
 
-    from readbench.kernel import cpu
     from readbench.measure import machine
 
-    res["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
-    if res["virtualization"]["emulated"]:
+    if machine.emulated(res.get("virtualization") or {}):
         print(f"readbench: note: {machine.EMULATED_NOTE}", file=sys.stderr)
 
 
 def collect(args: argparse.Namespace) -> dict[str, Any]:
-    from readbench.atlas import overhead, table
-    from readbench.atlas.points import control_hooks, hooks_for
-    from readbench.atlas.recommend import recommend
-    from readbench.errors import BadInput
-    from readbench.measure import datafiles
+    from readbench.analysis.recommend import atlas_with_overheads
+    from readbench.measure import overhead, survey
+    from readbench.model.hookspec import parse
     from readbench.model.matrix import check_workload, parse_size
+    from readbench.model.points import control_hooks, hooks_for
+    from readbench.model.schema import DEFAULT_MARGIN
 
     workload = check_workload(args.workload)
     size = parse_size(args.size or "64", "--size")
-    if args.processes < 8 and not args.no_overhead:
-        raise BadInput(f"--processes {args.processes}: the exact paired test needs >= 8")
-    data_dir = args.data_dir or datafiles.default_data_dir()
-    datafiles.check_workload_fs(data_dir, [workload])
-    datafiles.check_data_dir(data_dir)
-    path = datafiles.ensure(data_dir, workload)
-    res = table.atlas(workload, size, path, datafiles.fs_type(data_dir))
+    _check_processes(args)
+    res = survey.survey(workload, size, args.data_dir)
+    claims: list[dict[str, Any]] = []
     if not args.no_overhead:
+        from readbench.measure import datafiles
 
-        def measure(hook: str, i: int) -> dict[str, Any]:
-            return overhead.paired_overhead(hook, workload, size, str(path or ""),
-                                            args.processes, args.pairs, args.seed + i)  # fmt: skip
-
-        for i, row in enumerate(res["points"]):
+        hooks: list[str] = []
+        for row in res["points"]:
             if row.get("silent"):
                 continue  # attaches but never fires here: there is no cost to a read to measure
-            ns: dict[str, Any] = {}
-            ci: dict[str, Any] = {}
-            for body, hook in hooks_for(row).items():
-                if hook is None:
-                    ns[body], ci[body] = None, None
-                    continue
-                o = measure(hook, i)
-                ns[body], ci[body] = o.get("delta_ns"), o.get("delta_ci95")
+            # the types that can deny or modify a read have a cost of their own
+            hooks += [h for h in hooks_for(row).values() if h] + list(control_hooks(row).values())
+        files = {workload: datafiles.file_for(args.data_dir or datafiles.default_data_dir(),
+                                              workload)[0]}  # fmt: skip
+        measured = overhead.measure_hooks([(h, workload) for h in dict.fromkeys(hooks)], size,
+                                          files, processes=args.processes, pairs=args.pairs,
+                                          seed=args.seed)  # fmt: skip
+        claims = _claims(measured, size, DEFAULT_MARGIN)
+    res = atlas_with_overheads(res, claims)
+    errors = {c["hook"]: c["error"] for c in claims if c.get("error")}
+    for row in res["points"] if claims else []:
+        for body, hook in hooks_for(row).items():
+            if hook and not row.get("silent"):
                 row.setdefault("overhead_hooks", {})[body] = hook
-                if "error" in o:
-                    row.setdefault("overhead_errors", {})[body] = o["error"]
-            row["overhead_ns"], row["overhead_ci95"] = ns or None, ci or None
-            # The types that can deny or modify a read have a cost of their own.
-            for attach, hook in control_hooks(row).items():
-                o = measure(hook, i)
-                row.setdefault("overhead_by_attach", {})[attach] = {
-                    "hook": hook, "body": "empty", "ns": o.get("delta_ns"),
-                    "ci95": o.get("delta_ci95"), **({"error": o["error"]} if "error" in o else {}),
-                }  # fmt: skip
-    res["recommendations"] = recommend(res["points"], workload)
-    _note_virtualization(res)
+                if parse(hook).name in errors:
+                    row.setdefault("overhead_errors", {})[body] = errors[parse(hook).name]
+    _note_emulated(res)
     return res
 
 

@@ -98,6 +98,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, lock: Any) -> int:
+    from readbench.render.terminal import console
+
+    res = calibration(args, lock)
+    if args.json:
+        emit_json(res)
+    else:
+        print_calibration(res)
+    for w in res["warnings"]:
+        console.print(f"[yellow]warning[/yellow]: {w}")
+    return 0
+
+
+def calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
+    """`readbench calibrate`'s trials and their statistics (calibration.json), for the command
+    and for a run's calibration pass: a first A/A trial predicts the MDE that sizes the
+    injected effects, so measuring and analysing interleave here, above both."""
     from readbench.analysis import calibration as cal
     from readbench.analysis import machine_state, paired
     from readbench.measure import calibrate, datafiles, machine, sysstate
@@ -220,13 +236,7 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
         "trial_results": trials,
     }
     res["warnings"] += [f"machine state: {w}" for w in machine_state.warnings(state)]
-    if args.json:
-        emit_json(res)
-    else:
-        print_calibration(res)
-    for w in res["warnings"]:
-        console.print(f"[yellow]warning[/yellow]: {w}")
-    return 0
+    return res
 
 
 def print_calibration(res: dict[str, Any]) -> None:

@@ -30,15 +30,19 @@ def add_common_cell_args(p: argparse.ArgumentParser) -> None:
 
 
 def fraction(name: str) -> Any:
-    """argparse type: a number strictly between 0 and 1 (α, an equivalence margin)."""
+    """argparse type of --alpha and --margin: the number, checked by the schema's rule for it
+    (readbench.model.schema, the one home of both rules and their defaults)."""
+    from readbench.errors import BadInput
+    from readbench.model.schema import check_alpha, check_margin
+
+    check = check_margin if "margin" in name else check_alpha
 
     def parse(text: str) -> float:
         try:
-            v = float(text)
+            return check(float(text), name)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} {text!r}: not a number") from None
-        if not 0 < v < 1:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be within (0, 1)")
-        return v
+        except BadInput as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse

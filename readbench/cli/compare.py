@@ -15,6 +15,7 @@ from typing import Any
 
 from readbench.cli.common import emit_json, fraction
 from readbench.errors import BadInput
+from readbench.model.schema import DEFAULT_ALPHA, DEFAULT_MARGIN
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,8 +40,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="side B's runs (each its own boot): the run becomes the unit",
     )
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root")
-    p.add_argument("--alpha", type=fraction("--alpha"), default=0.01)
-    p.add_argument("--margin", type=fraction("--margin"), default=0.02)
+    p.add_argument("--alpha", type=fraction("--alpha"), default=DEFAULT_ALPHA)
+    p.add_argument("--margin", type=fraction("--margin"), default=DEFAULT_MARGIN)
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=run)
     return p
@@ -49,13 +50,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from readbench.analysis.compare import (
-        compare_runs,
-        compare_sides,
-        rich_change_table,
-        rich_table,
-        write_compare,
-    )
+    from readbench.analysis.compare import compare_runs, compare_sides
+    from readbench.render.compare import rich_change_table, rich_table, write_compare
 
     if args.vs is not None:
         result = compare_sides(args.runs, args.vs, alpha=args.alpha, margin=args.margin)

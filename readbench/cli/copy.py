@@ -11,18 +11,16 @@ against `perf bench mem memcpy` at 4 KiB and 64 KiB (skipped functions are liste
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from readbench.cli.common import emit_json
 from readbench.errors import BadInput
-from readbench.kernel import cpu
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from readbench.copy import replicas as copybench
+    from readbench.copy import replicas
 
     p = subparsers.add_parser(
         "copy",
@@ -34,8 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--small", action="store_true", help="add every size 1..128")
     p.add_argument(
         "--variants",
-        default=",".join(copybench.DEFAULT_VARIANTS),
-        help=f"comma list or 'all' ({', '.join(copybench.VARIANTS)})",
+        default=",".join(replicas.DEFAULT_VARIANTS),
+        help=f"comma list or 'all' ({', '.join(replicas.VARIANTS)})",
     )
     p.add_argument("--src-align", default="0", help="source misalignment(s) in bytes, 0..4095")
     p.add_argument("--dst-align", default="0", help="destination misalignment(s), 0..4095")
@@ -63,24 +61,24 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from readbench.copy import perf_bench as perfbench
-    from readbench.copy import replicas as copybench
+    from readbench.copy import perf_bench, replicas
+    from readbench.copy.sweep import sweep
     from readbench.model import matrix
 
     sizes = matrix.parse_sizes(args.sizes) if args.sizes else list(matrix.DESIGN_SIZES)
     if args.small:
         sizes = sorted(set(sizes) | set(range(1, 129)))
     variants = (
-        list(copybench.VARIANTS)
+        list(replicas.VARIANTS)
         if args.variants.strip() == "all"
         else matrix.parse_list(args.variants, "--variants")
     )
-    copybench.check_variants(variants)
+    replicas.check_variants(variants)
     src_aligns = [
-        copybench.check_align(a, "--src-align") for a in _ints(args.src_align, "--src-align")
+        replicas.check_align(a, "--src-align") for a in _ints(args.src_align, "--src-align")
     ]
     dst_aligns = [
-        copybench.check_align(a, "--dst-align") for a in _ints(args.dst_align, "--dst-align")
+        replicas.check_align(a, "--dst-align") for a in _ints(args.dst_align, "--dst-align")
     ]
     for name, v in (("--rounds", args.rounds), ("--processes", args.processes)):
         if v < 1:
@@ -92,39 +90,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(msg, file=sys.stderr)
 
-    results: list[dict[str, Any]] = []
-    for sa in src_aligns:
-        for da in dst_aligns:
-            say(f"copy sweep: {len(variants)} variants x {len(sizes)} sizes, src+{sa} dst+{da}")
-            results += copybench.sweep(
-                sizes,
-                variants,
-                sa,
-                da,
-                rounds=args.rounds,
-                processes=args.processes,
-                values=args.values,
-                min_time=args.min_time,
-                json_out=args.pyperf_json,
-                progress=say,
-            )
-    out: dict[str, Any] = {
-        "results": results,
-        "perf_bench": [],
-        "skipped": [],
-        "variants": {v: copybench.DESCRIPTIONS[v] for v in variants},
-        "kernel_routine": _routine(),
-        "unit": "gbps = 1e9 bytes/s; ns_per_copy = median pyperf value",
-    }
-    if args.no_perf_bench:
-        out["skipped"].append({"variant": "*", "reason": "--no-perf-bench"})
-    else:
-        say("perf bench mem memcpy cross-check at 4 KiB and 64 KiB ...")
-        pb = perfbench.validate(variants, rounds=args.perf_bench_rounds)
-        out["perf_bench"] = pb["results"]
-        out["skipped"] = pb["skipped"]
-        out["perf_version"] = pb["perf_version"]
-        out["perf_bench_offered"] = pb["offered"]
+    out, pb = sweep(sizes, variants, src_aligns, dst_aligns, rounds=args.rounds,
+                processes=args.processes, values=args.values, min_time=args.min_time,
+                check_perf_bench=not args.no_perf_bench,
+                perf_bench_rounds=args.perf_bench_rounds, pyperf_json=args.pyperf_json,
+                say=say)  # fmt: skip
+    results = out["results"]
     if args.out:
         from readbench.store.rundir import atomic_write_json
 
@@ -136,23 +107,11 @@ def run(args: argparse.Namespace) -> int:
         for da in dst_aligns:
             part = [r for r in results if r["src_align"] == sa and r["dst_align"] == da]
             print(f"\nsrc+{sa} dst+{da}  (pyperf medians)")
-            print(copybench.format_table(part))
-    if not args.no_perf_bench:
+            print(replicas.format_table(part))
+    if pb is not None:
         print()
-        print(perfbench.format_table(pb))
+        print(perf_bench.format_table(pb))
     r = out["kernel_routine"]
     if r:
         print(f"\nthis kernel copies with: {r['name']} ({r['why']})")
     return 0
-
-
-def _routine() -> dict[str, Any] | None:
-    from readbench.kernel import copyroutine
-
-    try:
-        p = copyroutine.predict(
-            platform.release(), cpu.kernel_flags(), None, cpuid=cpu.cpuid_flags()
-        )
-    except (OSError, ValueError):
-        return None
-    return {"name": p["name"], "why": p["why"], "by_size": p["by_size"], "cpuid": p["cpuid"]}

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """One cell, quickly: a small run in a temporary directory, summarised and removed."""
     from readbench.measure import datafiles, runner
     from readbench.model.matrix import Block, Matrix, check_workload, parse_size
+    from readbench.render.terminal import ProgressReporter
 
     workload = check_workload(args.workload)
     size = parse_size(args.size, "--size")
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         run, manifest = runner.start(plan, tmp)
         try:
-            manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
+            rep = ProgressReporter(show=not args.no_progress)
+            manifest = runner.execute(plan, run, manifest, reporter=rep)
         except runner.Interrupted as e:
             return 128 + e.signum
         if manifest.get("failed"):

@@ -101,6 +101,43 @@ def _summarize(run_dir: Path) -> tuple[dict[str, Any], Any]:
     return res, loaded
 
 
+def calibration_pass(plan: Any, lock: Any, reporter: Any) -> Any:
+    """The run's calibration (`readbench calibrate` in the run's own design: cached at the
+    run's smallest cached hooked size, or 64; its processes and blocks per hooked cell; α/m
+    for its claim count), as the runner's extra pass, in this process."""
+    from readbench.cli import calibrate
+    from readbench.cli.common import Parser
+    from readbench.errors import ReadbenchError
+    from readbench.measure import runner
+    from readbench.store.rundir import atomic_write_json
+
+    m = plan.matrix
+    hooked = [c for c in plan.cells if c.hook != "none" and not c.aa_copy]
+    sizes = sorted(c.size for c in hooked if c.workload == "cached") or [64]
+    argv = ["calibrate", "--workload", "cached", "--size", str(sizes[0]),
+            "--alpha", str(plan.alpha), "--data-dir", str(plan.data_dir),
+            "--processes", str(m.rounds * m.paired_processes_per_round),
+            "--pairs", str(m.pairs_by_workload.get("cached", m.pairs)),
+            "--min-time", str(m.min_time), "--family-size", str(max(len(hooked), 1)),
+            "--trials", str(m.calibrate_trials)]  # fmt: skip
+    parser = Parser(prog="readbench")
+    calibrate.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+
+    def run_it(run: Any, manifest: dict[str, Any]) -> None:
+        try:
+            res = calibrate.calibration(args, lock)
+        except ReadbenchError as e:
+            runner.side_failure(manifest, "calibration", "calibrate", str(e), reporter)
+            return
+        atomic_write_json(run.path / "calibration.json", res)
+
+    def done(run: Any) -> bool:
+        return (run.path / "calibration.json").exists()
+
+    return runner.ExtraPass("calibration of the paired test", done, run_it)
+
+
 def run(args: argparse.Namespace) -> int:
     from readbench.measure import sysstate
 
@@ -113,6 +150,9 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     from readbench.analysis import machine_state
     from readbench.measure import datafiles, runner, sysstate
     from readbench.model.matrix import load_matrix
+    from readbench.render.terminal import ProgressReporter, console
+
+    rep = ProgressReporter(show=not args.no_progress)
 
     out = Path(args.out)
     if args.resume:
@@ -122,7 +162,7 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
                 "drop --matrix/--workloads/--sizes/--hooks"
             )
         plan, run, manifest = runner.check_resume(args.resume, out)
-        runner.prepare_data(plan)
+        runner.prepare_data(plan, rep)
     else:
         if args.rounds is not None and args.rounds < 1:
             raise BadInput(f"--rounds {args.rounds}: must be >= 1")
@@ -147,26 +187,27 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
         plan = runner.plan_run(matrix, data_dir, seed=args.seed, affinity=args.affinity)
         plan.alpha, plan.margin = args.alpha, args.margin
         for s in plan.skipped:
-            runner.console.print(f"[yellow]skipped[/yellow] {s['cell']}: {s['reason']}")
+            console.print(f"[yellow]skipped[/yellow] {s['cell']}: {s['reason']}")
         if not plan.cells:
             raise MissingCapability("no cell of the matrix can run here (see the reasons above)")
-        runner.prepare_data(plan)
+        runner.prepare_data(plan, rep)
         run, manifest = runner.start(plan, out)
     cpus = sysstate.parse_cpu_list(plan.affinity) if plan.affinity else None
     state = manifest.setdefault("system_state", {})
     state.update(before=sysstate.idle_sample(0.5), settings=sysstate.cpu_settings(cpus),
                  concurrent=lock.concurrent)  # fmt: skip
     for w in machine_state.warnings({k: v for k, v in state.items() if k != "during"}):
-        runner.console.print(f"[yellow]machine state[/yellow]: {w}")
-    runner.console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
+        console.print(f"[yellow]machine state[/yellow]: {w}")
+    console.print(f"run {run.path} — {len(plan.cells)} cells × {plan.matrix.rounds} rounds")
     from readbench.measure import machine
 
     if machine.emulated(plan.probe.get("virtualization") or {}):
-        runner.console.print(f"[yellow]note[/yellow]: {machine.EMULATED_NOTE}")
+        console.print(f"[yellow]note[/yellow]: {machine.EMULATED_NOTE}")
     try:
-        manifest = runner.execute(plan, run, manifest, show_progress=not args.no_progress)
+        extra = (calibration_pass(plan, lock, rep),) if plan.matrix.calibrate else ()
+        manifest = runner.execute(plan, run, manifest, reporter=rep, extra=extra)
     except runner.Interrupted as e:
-        runner.console.print(
+        console.print(
             f"[yellow]interrupted ({e})[/yellow]: finished cells kept in {run.path}; "
             f"continue with: readbench run --resume {run.path}"
         )
@@ -182,7 +223,7 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
             analysis=res,
             loaded=loaded,
         )
-        runner.console.print(f"report: {report_path}")
+        console.print(f"report: {report_path}")
     if not args.json:
         from readbench.render import terminal
 
@@ -204,6 +245,6 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
         )
     if args.json:  # the terminal table (print_cells) already printed every warning
         for w in res.get("warnings") or []:
-            runner.console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
-    runner.console.print(f"results: {run.path}")
+            console.print(f"[yellow]warning[/yellow]: {w}", highlight=False)
+    console.print(f"results: {run.path}")
     return 1 if manifest.get("failed") else 0

@@ -390,15 +390,16 @@ def text_check(
     }
 
 
-def probe() -> dict[str, Any]:
-    """predict() for the running machine, with kallsyms, CPUID and (where readable)
-    kernel-text checks."""
+def probe(cpuid: set[str] | None = None) -> dict[str, Any]:
+    """predict() for the running machine, with kallsyms and (where readable) kernel-text
+    checks; `cpuid`: the ERMS/FSRM bits user space sees (readbench.copy.cpuid), to report
+    whether they agree with the kernel's view."""
     try:
         entries = list(ksyms.running_kallsyms())
     except OSError:
         entries = []
     names = {n for _, _, n in entries} or None
-    result = predict(platform.release(), cpu.kernel_flags(), names, cpuid=cpu.cpuid_flags())
+    result = predict(platform.release(), cpu.kernel_flags(), names, cpuid=cpuid)
     kt, reason = open_kernel_text(ksyms.Kallsyms(entries))
     if kt is None:
         result["text_check"] = {"status": "unreadable", "reason": reason}

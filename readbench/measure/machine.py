@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from readbench.copy import cpuid
 from readbench.kernel import copyroutine, cpu
 from readbench.measure import datafiles
 
@@ -30,7 +31,7 @@ def cpu_info() -> dict[str, Any]:
         "flags": flags,
         "copy_flags": {f: f in flags for f in cpu.COPY_FLAGS},
         # The kernel can clear bits (clearcpuid=, FAST_STRING off) that CPUID still reports.
-        "cpuid": cpu.cpuid_bits() or dict.fromkeys(cpu.CPUID_BITS),
+        "cpuid": cpuid.cpuid_bits() or dict.fromkeys(cpu.CPUID_BITS),
         "hypervisor": "hypervisor" in flags,
         "count": os.cpu_count(),
         "llc_bytes": datafiles.llc_bytes(),
@@ -142,7 +143,7 @@ def probe(data_dir: Path | None = None) -> dict[str, Any]:
     kern = kernel_info()
     virt = virtualization(cpu_["flags"])
     # predict() with kallsyms, CPUID and (where /proc/kcore or a vmlinux is readable) text checks
-    routine = copyroutine.probe()
+    routine = copyroutine.probe(cpuid.cpuid_flags())
     return {
         "cpu": cpu_,
         "kernel": kern,

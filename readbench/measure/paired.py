@@ -26,18 +26,21 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyperf
 
+from readbench.errors import MeasurementError
 from readbench.measure.readloop import ReadLoop, spin_iters_for
 from readbench.measure.worker import add_cell_args, attach_hook, cell_argv, die_with_parent
+from readbench.store.load import OFF_SUFFIX, suite_pairs
 
-OFF = "#off"  # suffix of the hook-off benchmark of a paired cell
+OFF = OFF_SUFFIX  # suffix of the hook-off benchmark of a paired cell
 SETTLE_FRACTION = 0.25  # settling batch after a toggle, as a fraction of a value's loops
-# The A/A arm's sham toggle: the atlas's counting program (readbench.atlas.probe.PointHook)
+# The A/A arm's sham toggle: the atlas's counting program (readbench.measure.survey.PointHook)
 # attached and detached like a hook, on a point the read loop never reaches: task_rename
 # fires only when a task's comm changes (exec, PR_SET_NAME), never in read(), pread64() or a
 # pipe read (tests/system/test_paired.py counts 0 per read). A real link, real attach and
@@ -228,6 +231,52 @@ def suite_of(
     buf = io.StringIO()
     pyperf.BenchmarkSuite(benches).dump(buf)
     return buf.getvalue()
+
+
+def command(
+    cell: list[str],
+    name: str,
+    arms: str,
+    *,
+    processes: int,
+    pairs: int,
+    min_time: float,
+    seed: int,
+    output: Path,
+) -> list[str]:
+    """The paired worker's command line: one cell (worker.cell_argv), its arms, its design.
+    The one place it is spelled, for a run's hooked cells, calibrate and the atlas."""
+    return [
+        sys.executable, "-m", "readbench.measure.paired", *cell,
+        "--rb-name", name, "--arms", arms, "--processes", str(processes),
+        "--pairs", str(pairs), "--min-time", str(min_time), "--seed", str(seed),
+        "--output", str(output),
+    ]  # fmt: skip
+
+
+def measure(
+    cell: list[str],
+    arm: str = "on",
+    *,
+    processes: int,
+    pairs: int,
+    min_time: float,
+    seed: int,
+    timeout: float = 900,
+    name: str = "paired",
+) -> list[tuple[Any, Any]]:
+    """Cell and arm in, pairs out: `processes` fresh worker processes of `pairs` blocks
+    each, timing `arm` ("on", "aa", "dPCT") against off; per process (off, arm) ns.
+    MeasurementError with the worker's own message when it fails."""
+    (arm_obj,) = parse_arms(arm)
+    with tempfile.TemporaryDirectory(prefix="readbench-paired-") as tmp:
+        out = Path(tmp) / "suite.json"
+        cmd = command(cell, name, f"off,{arm}", processes=processes, pairs=pairs,
+                      min_time=min_time, seed=seed, output=out)  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+        if proc.returncode != 0:
+            raise MeasurementError(f"paired worker ({arm}): {proc.stderr.strip()[-500:]}")
+        return suite_pairs(pyperf.BenchmarkSuite.load(str(out)), name, arm_obj.suffix)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,34 +16,53 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from readbench.bpf import probe as bpf_probe
 from readbench.errors import BadInput, MeasurementError
-from readbench.measure import datafiles, machine, sysstate
+from readbench.measure import datafiles, machine, paired, sysstate
 from readbench.measure.paired import sham_hook
 from readbench.measure.readloop import io_uring_refusal
 from readbench.measure.worker import cell_argv
 from readbench.model import hookspec, schema
 from readbench.model.matrix import Cell, Matrix, validate
 from readbench.model.workloads import get
-from readbench.render.terminal import console
 from readbench.store.rundir import RunDir, atomic_write_json
 
-# Wide enough for cell names when stderr is a pipe or a CI log (rich assumes 80 there).
+
+class Reporter:
+    """What the runner tells the person running it. This one writes plain lines to stderr;
+    the command line passes one that draws a progress bar (readbench.render.terminal)."""
+
+    def start(self, total: int) -> None:
+        """`total` steps (a cell's round or a side pass) are to come."""
+
+    def step(self, description: str) -> None:
+        """A step starts."""
+
+    def advance(self) -> None:
+        """A step ended."""
+
+    def stop(self) -> None:
+        """No more steps."""
+
+    def say(self, text: str, level: str = "info") -> None:
+        """A message: level info, warn (something was left out) or error (a cell failed)."""
+        print(f"readbench: {'' if level == 'info' else level + ': '}{text}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class ExtraPass:
+    """A pass the caller adds after the runner's own (the command line's calibration: it needs
+    the statistics to size its effects): `done` tells whether the run has it already."""
+
+    description: str
+    done: Callable[[RunDir], bool]
+    run: Callable[[RunDir, dict[str, Any]], None]
 
 
 class Interrupted(Exception):
@@ -137,13 +156,15 @@ def plan_run(
     )
 
 
-def prepare_data(plan: Plan) -> None:
+def prepare_data(plan: Plan, reporter: Reporter | None = None) -> None:
     workloads = sorted({c.workload for c in plan.cells})
     # Again here: --resume reaches this without plan_run (and the mount may have changed).
     datafiles.check_workload_fs(plan.data_dir, workloads)
     for w in workloads:
-        with console.status(f"data file for {w} in {plan.data_dir}"):
-            p = datafiles.ensure(plan.data_dir, w)
+        path, _ = datafiles.file_for(plan.data_dir, w)
+        if reporter is not None and path is not None and not path.exists():
+            reporter.say(f"writing the data file for {w} in {plan.data_dir}")
+        p = datafiles.ensure(plan.data_dir, w)
         plan.data_files[w] = str(p) if p else ""
 
 
@@ -218,17 +239,12 @@ def worker_cmd(
 ) -> list[str]:
     m = plan.matrix
     if is_paired(cell):
-        cmd = [
-            sys.executable, "-m", "readbench.measure.paired",
-            *_cell_argv(plan, cell),
-            "--rb-name", cell.name,
-            "--arms", "off,on",
-            "--processes", str(m.paired_processes_per_round),
-            "--pairs", str(m.pairs_by_workload.get(cell.workload, m.pairs)),
-            "--min-time", str(m.min_time),
-            "--seed", str(zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode())),
-            "--output", str(out),
-        ]  # fmt: skip
+        cmd = paired.command(
+            _cell_argv(plan, cell), cell.name, "off,on",
+            processes=m.paired_processes_per_round,
+            pairs=m.pairs_by_workload.get(cell.workload, m.pairs), min_time=m.min_time,
+            seed=zlib.crc32(f"{plan.seed}:{round_no}:{cell.name}".encode()), output=out,
+        )  # fmt: skip
     else:
         cmd = [
             sys.executable, "-m", "readbench.measure.worker",
@@ -324,10 +340,16 @@ def plan_from_manifest(manifest: schema.Manifest) -> Plan:
 
 
 def execute(
-    plan: Plan, run: RunDir, manifest: dict[str, Any], *, show_progress: bool = True
+    plan: Plan,
+    run: RunDir,
+    manifest: dict[str, Any],
+    *,
+    reporter: Reporter | None = None,
+    extra: tuple[ExtraPass, ...] = (),
 ) -> dict[str, Any]:
-    """Measure every missing (cell, round), then the side passes. Returns the final manifest.
-    Raises Interrupted after saving everything finished so far."""
+    """Measure every missing (cell, round), then the side passes, then `extra`. Returns the
+    final manifest. Raises Interrupted after saving everything finished so far."""
+    rep = reporter or Reporter()
     m = plan.matrix
     child = ChildRunner()
     todo_rounds = [
@@ -350,57 +372,48 @@ def execute(
     failed: dict[str, str] = {f["cell"]: f["reason"] for f in manifest.get("failed", [])}
     loops: dict[str, int | None] = {}
     during: list[dict[str, Any]] = manifest.setdefault("system_state", {}).setdefault("during", [])
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not show_progress,
-        transient=False,
-    )
     try:
-        with _signals_raise(), progress:
-            task = progress.add_task("measuring", total=len(todo_rounds) + len(side))
+        with _signals_raise():
+            rep.start(len(todo_rounds) + len(side))
             for r, c in todo_rounds:
                 if c.name in failed:
-                    progress.advance(task)
+                    rep.advance()
                     continue
-                progress.update(task, description=f"round {r}/{m.rounds} {c.name}")
+                rep.step(f"round {r}/{m.rounds} {c.name}")
                 # pyperf calibrates loops in a cell's first round; later rounds reuse them
                 if c.name not in loops:
                     loops[c.name] = run.loops_of(c.name)
                 before = sysstate.counters()
-                _measure_round(plan, run, child, c, r, loops[c.name], failed)
+                _measure_round(plan, run, child, c, r, loops[c.name], failed, rep)
                 # what else ran while this cell was measured (its workers are children)
                 during.append({"cell": c.name, "round": r,
                                **sysstate.sample(before, sysstate.counters())})  # fmt: skip
-                progress.advance(task)
+                rep.advance()
             for kind, c in side:
                 if c.name in failed:
-                    progress.advance(task)
+                    rep.advance()
                     continue
-                progress.update(task, description=f"{kind} pass {c.name}")
-                _side_pass(plan, run, child, c, kind, manifest)
-                progress.advance(task)
+                rep.step(f"{kind} pass {c.name}")
+                _side_pass(plan, run, child, c, kind, manifest, rep)
+                rep.advance()
             if m.atlas:
                 for w, size in atlas_targets(plan):
                     if not run.side_file("atlas", f"{w}/{size}").exists():
-                        progress.update(task, description=f"hook-point atlas {w}/{size}")
-                        _atlas(plan, run, child, manifest, w, size)
+                        rep.step(f"hook-point atlas {w}/{size}")
+                        _atlas(plan, run, child, manifest, w, size, rep)
             if m.atlas and not (run.path / "coverage.json").exists():
-                progress.update(task, description="coverage matrix of the run's read kinds")
-                _coverage(plan, run, child, manifest)
-            if m.calibrate and not (run.path / "calibration.json").exists():
-                progress.update(task, description="calibration of the paired test")
-                _calibration(plan, run, child, manifest)
+                rep.step("coverage matrix of the run's read kinds")
+                _coverage(plan, run, child, manifest, rep)
+            for x in extra:
+                if not x.done(run):
+                    rep.step(x.description)
+                    x.run(run, manifest)
             if m.copy and not (run.path / "copy.json").exists():
-                progress.update(task, description="user-space copy strategies sweep")
-                _copy_sweep(run, child, manifest)
+                rep.step("user-space copy strategies sweep")
+                _copy_sweep(run, child, manifest, rep)
+            rep.stop()
     except BaseException:  # Interrupted, KeyboardInterrupt, a bug: keep what finished
+        rep.stop()
         child.kill()
         _finish(run, manifest, plan, failed, status="interrupted")
         raise
@@ -415,6 +428,7 @@ def _measure_round(
     r: int,
     loops: int | None,
     failed: dict[str, str],
+    rep: Reporter,
 ) -> None:
     final = run.round_file(c.name, r)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -424,35 +438,43 @@ def _measure_round(
     if proc.returncode != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         failed[c.name] = f"round {r}: worker exited {proc.returncode}: {_error_tail(proc.stderr)}"
-        console.print(f"[red]cell {c.name} failed[/red]: {failed[c.name]}")
+        rep.say(f"cell {c.name} failed: {failed[c.name]}", "error")
         return
     os.replace(tmp, final)
 
 
 def _side_pass(
-    plan: Plan, run: RunDir, child: ChildRunner, c: Cell, kind: str, manifest: dict[str, Any]
+    plan: Plan,
+    run: RunDir,
+    child: ChildRunner,
+    c: Cell,
+    kind: str,
+    manifest: dict[str, Any],
+    rep: Reporter,
 ) -> None:
     proc = child.run(side_cmd(plan, c, kind, seconds=0.3), timeout=300)
     key = "bpf" if kind == "bpfstats" else "perf"
     if proc.returncode != 0:
-        _side_failure(manifest, c.name, kind, _error_tail(proc.stderr))
+        side_failure(manifest, c.name, kind, _error_tail(proc.stderr), rep)
         return
     try:
         obj = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        _side_failure(manifest, c.name, kind, f"unparseable output: {proc.stdout[:200]}")
+        side_failure(manifest, c.name, kind, f"unparseable output: {proc.stdout[:200]}", rep)
         return
     run.write_side(key, c.name, {"hook": c.hook, "workload": c.workload, "size": c.size, **obj})
     check = obj.get("count_check") or {}
     if check.get("applies") and not check.get("ok"):
         reason = f"count body mismatch: counted {check['counted']} != reads {check['syscalls']}"
-        _side_failure(manifest, c.name, kind, reason)
+        side_failure(manifest, c.name, kind, reason, rep)
 
 
-def _side_failure(manifest: dict[str, Any], cell: str, kind: str, reason: str) -> None:
+def side_failure(
+    manifest: dict[str, Any], cell: str, kind: str, reason: str, rep: Reporter
+) -> None:
     """Record a failed side pass in the manifest (the report lists them) and say so now."""
     manifest.setdefault("side_failures", []).append({"cell": cell, "kind": kind, "reason": reason})
-    console.print(f"[yellow]{kind} pass of {cell} failed[/yellow]: {reason}")
+    rep.say(f"{kind} pass of {cell} failed: {reason}", "warn")
 
 
 def atlas_targets(plan: Plan) -> list[tuple[str, int]]:
@@ -465,68 +487,67 @@ def atlas_targets(plan: Plan) -> list[tuple[str, int]]:
     return sorted(sizes.items())
 
 
+def _json_pass(
+    child: ChildRunner,
+    cmd: list[str],
+    manifest: dict[str, Any],
+    what: tuple[str, str],
+    rep: Reporter,
+    timeout: float = 900,
+) -> Any | None:
+    """A pass that prints one JSON object (a module's entry point, in its own process group,
+    interruptible like any measurement); None after recording its failure."""
+    proc = child.run(cmd, timeout=timeout)
+    if proc.returncode == 0:
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            side_failure(manifest, *what, f"unparseable output: {proc.stdout[:200]}", rep)
+            return None
+    side_failure(manifest, *what, _error_tail(proc.stderr), rep)
+    return None
+
+
 def _atlas(
-    plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any], w: str, size: int
+    plan: Plan,
+    run: RunDir,
+    child: ChildRunner,
+    manifest: dict[str, Any],
+    w: str,
+    size: int,
+    rep: Reporter,
 ) -> None:
-    cmd = [sys.executable, "-m", "readbench", "atlas", "--json", "--no-overhead",
-           "--workload", w, "--size", str(size), "--data-dir", str(plan.data_dir)]  # fmt: skip
-    proc = child.run(cmd, timeout=900)
-    if proc.returncode != 0:
-        _side_failure(manifest, f"{w}/{size}", "atlas", _error_tail(proc.stderr))
-        return
-    run.write_side("atlas", f"{w}/{size}", json.loads(proc.stdout))
+    cmd = [sys.executable, "-m", "readbench.measure.survey", "--workload", w,
+           "--size", str(size), "--data-dir", str(plan.data_dir)]  # fmt: skip
+    res = _json_pass(child, cmd, manifest, (f"{w}/{size}", "atlas"), rep)
+    if res is not None:
+        run.write_side("atlas", f"{w}/{size}", res)
 
 
 COVERAGE_SIZE = 4096  # every read kind's rules allow it (mmap: whole pages)
 
 
-def _coverage(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
-    """`readbench atlas --coverage` over the run's read kinds (fires per op of every point on
-    each); the report costs its recommendation with the run's own paired claims."""
+def _coverage(
+    plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any], rep: Reporter
+) -> None:
+    """The coverage matrix over the run's read kinds (fires per op of every point on each);
+    the report costs its recommendation with the run's own paired claims."""
     kinds = sorted({c.workload for c in plan.cells}, key=lambda w: get(w).c_id)
     kinds = [w for w in kinds if get(w).cell_rule(COVERAGE_SIZE, 0) is None]
     if not kinds:
         return
-    cmd = [sys.executable, "-m", "readbench", "atlas", "--coverage", "--json", "--no-overhead",
-           "--workloads", ",".join(kinds), "--size", str(COVERAGE_SIZE),
-           "--data-dir", str(plan.data_dir)]  # fmt: skip
-    proc = child.run(cmd, timeout=900)
-    if proc.returncode != 0:
-        _side_failure(manifest, "coverage", "atlas", _error_tail(proc.stderr))
-        return
-    atomic_write_json(run.path / "coverage.json", json.loads(proc.stdout))
+    cmd = [sys.executable, "-m", "readbench.measure.coverage", "--workloads", ",".join(kinds),
+           "--size", str(COVERAGE_SIZE), "--data-dir", str(plan.data_dir)]  # fmt: skip
+    res = _json_pass(child, cmd, manifest, ("coverage", "atlas"), rep)
+    if res is not None:
+        atomic_write_json(run.path / "coverage.json", res)
 
 
-def _calibration(plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
-    """`readbench calibrate` in the run's own design: cached at the run's smallest cached
-    hooked size (or 64), the run's processes and blocks per hooked cell, α/m for the run's
-    claim count; as a child, so an interrupt kills it like any other measurement."""
-    m = plan.matrix
-    hooked = [c for c in plan.cells if c.hook != "none" and not c.aa_copy]
-    sizes = sorted(c.size for c in hooked if c.workload == "cached") or [64]
-    cmd = [sys.executable, "-m", "readbench", "calibrate", "--json",
-           "--workload", "cached", "--size", str(sizes[0]), "--alpha", str(plan.alpha),
-           "--data-dir", str(plan.data_dir),
-           "--processes", str(m.rounds * m.paired_processes_per_round),
-           "--pairs", str(m.pairs_by_workload.get("cached", m.pairs)),
-           "--min-time", str(m.min_time),
-           "--family-size", str(max(len(hooked), 1)),
-           "--trials", str(plan.matrix.calibrate_trials)]  # fmt: skip
-    proc = child.run(cmd, timeout=3600)
-    if proc.returncode != 0:
-        _side_failure(manifest, "calibration", "calibrate", _error_tail(proc.stderr))
-        return
-    atomic_write_json(run.path / "calibration.json", json.loads(proc.stdout))
-
-
-def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any]) -> None:
-    """`readbench copy` in its own process group (interruptible like any pass); it writes
+def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any], rep: Reporter) -> None:
+    """The copy sweep in its own process group (interruptible like any pass); it writes
     copy.json atomically itself."""
-    out = run.path / "copy.json"
-    cmd = [sys.executable, "-m", "readbench", "copy", "--out", str(out), "--json"]
-    proc = child.run(cmd, timeout=1800)
-    if proc.returncode != 0:
-        _side_failure(manifest, "copy", "copy", _error_tail(proc.stderr))
+    cmd = [sys.executable, "-m", "readbench.copy.sweep", "--out", str(run.path / "copy.json")]
+    _json_pass(child, cmd, manifest, ("copy", "copy"), rep, timeout=1800)
 
 
 def _finish(

@@ -66,7 +66,8 @@ def attach_hook(args: Any, **kw: Any) -> Any:
         return None
     if args.rb_hook.startswith("point:"):
         # The atlas's counting program on any point: point:ATTACH:GROUP/TARGET (its overhead)
-        from readbench.bpf.points import NO_TGID, PointHook
+        from readbench.bpf.links import NO_TGID
+        from readbench.bpf.points import PointHook
         from readbench.model import hookspec
 
         spec = hookspec.parse(args.rb_hook)

@@ -16,19 +16,24 @@ import jinja2
 from markupsafe import Markup
 
 from readbench.analysis import anatomy
+from readbench.analysis.recommend import atlas_with_overheads, coverage_with_overheads
 from readbench.analysis.stats import analyze_loaded
-from readbench.atlas.points import hooks_for
-from readbench.atlas.recommend import coverage_recommendation, recommend, sees_kind
-from readbench.kernel.cpu import COPY_FLAGS
 from readbench.model import layers
-from readbench.model.hookspec import parse
-from readbench.model.matrix import cell_order, cell_slug, parse_cell_name
+from readbench.model.matrix import cell_order, cell_slug
 from readbench.render import figures, flame
-from readbench.store.load import RunData, load_run, read_side_json, run_alpha, run_margin
+from readbench.store.load import (
+    RunData,
+    load_run,
+    machine_info,
+    matrix_blocks,
+    perf_side_files,
+    read_side_json,
+    run_alpha,
+    run_margin,
+    side_files,
+)
 from readbench.store.rundir import atomic_write_text
 
-# Flags that decide the kernel's copy routine (kernel-copy-paths.md) or the noise level.
-KEY_FLAGS = (*COPY_FLAGS, "smap", "hypervisor")
 # Content-Security-Policy: no network, images only from data: URIs, no scripts.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
 
@@ -68,27 +73,6 @@ def _pct(x: Any, digits: int = 1) -> str:
 
 def render(template: str, **ctx: Any) -> str:
     return _env().get_template(template).render(csp=CSP, **ctx)
-
-
-def _cell_fields(name: str) -> dict[str, Any]:
-    try:
-        w, s, off, hook, aa = parse_cell_name(name)
-    except (ValueError, AttributeError):
-        return {}
-    return {"workload": w, "size": s, "buf_offset": off, "hook": hook, "aa_copy": aa}
-
-
-def _side_files(run_dir: Path, sub: str) -> list[dict[str, Any]]:
-    out = []
-    d = run_dir / sub
-    if d.is_dir():
-        for p in sorted(d.glob("*.json")):
-            obj = read_side_json(p)
-            if isinstance(obj, dict) and isinstance(obj.get("cell"), str):
-                obj = {**obj, **_cell_fields(obj["cell"]), "_file": p.name}
-                if "workload" in obj:
-                    out.append(obj)
-    return out
 
 
 def _counters(obj: Any) -> list[dict[str, Any]]:
@@ -139,11 +123,6 @@ def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
     return run_cnt, run_ns, bool(after)
 
 
-def perf_side_files(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's perf/ side files (one per baseline cell), with the cell's fields."""
-    return _side_files(Path(run_dir), "perf")
-
-
 def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split each hooked cell's Δ into BPF program time and mechanism time.
 
@@ -153,7 +132,7 @@ def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]
     the raw run_time_ns is used and said so. mechanism = Δ (timing pass) − program."""
     by_name = {c["name"]: c for c in comps}
     rows = []
-    for obj in _side_files(run_dir, "bpf"):
+    for obj in side_files(run_dir, "bpf"):
         run_cnt, run_ns, has_progs = _delta_totals(obj)
         ops = obj.get("ops")
         ok = isinstance(ops, (int, float)) and ops > 0 and has_progs
@@ -193,55 +172,6 @@ def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]
     return rows
 
 
-def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
-    probe = manifest.get("probe") or {}
-    cpu = probe.get("cpu") or {}
-    flags = cpu.get("flags") or []
-    flags = [str(f) for f in flags] if isinstance(flags, list) else str(flags).split()
-    kernel = probe.get("kernel") or {}
-    routine = probe.get("copy_routine") or {}
-    perf = probe.get("perf") or {}
-    attach = probe.get("attach_types") or {}
-    # the kernel's view (copy_flags) decides the copy routine; /proc/cpuinfo flags otherwise
-    kview = cpu.get("copy_flags") if isinstance(cpu.get("copy_flags"), dict) else {}
-    key_flags = [(f, bool(kview[f]) if f in kview else f in flags) for f in KEY_FLAGS]
-    virt = probe.get("virtualization") if isinstance(probe.get("virtualization"), dict) else {}
-    guest = virt.get("guest") if isinstance(virt.get("guest"), dict) else {}
-    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(virt.get("hypervisor"))
-    kcheck = (
-        routine.get("kallsyms_check") if isinstance(routine.get("kallsyms_check"), dict) else {}
-    )
-    return {
-        "cpu_model": cpu.get("model", "unknown (not in manifest.probe)"),
-        "cpu_vendor": cpu.get("vendor"),
-        "cpu_count": cpu.get("count"),
-        "flags": flags,
-        "key_flags": key_flags,
-        "kernel": kernel.get("release", "unknown"),
-        "cmdline": kernel.get("cmdline"),
-        "routine": routine.get("name", "unknown"),
-        "routine_why": routine.get("why", ""),
-        "routine_symbol": routine.get("symbol"),
-        "routine_check": kcheck.get("status"),
-        "hw_counters": perf.get("hardware_counters"),
-        "perf_reason": perf.get("reason"),
-        "vm": vm,
-        # a TCG guest: every time is emulated (readbench guest records how it booted)
-        "emulated": bool(virt.get("emulated")),
-        "accel": virt.get("accel"),
-        "accel_reason": guest.get("accel_reason"),
-        "guest_cpu": guest.get("cpu_model"),
-        "guest_clearcpuid": guest.get("clearcpuid") or [],
-        "guest_host": guest.get("host"),
-        "attach": [
-            (str(k), v.get("available"), v.get("reason", ""))
-            for k, v in (attach.items() if isinstance(attach, dict) else [])
-            if isinstance(v, dict)
-        ],
-        "versions": manifest.get("versions") or {},
-    }
-
-
 def build_context(
     run_dir: Path,
     analysis: dict[str, Any],
@@ -258,9 +188,10 @@ def build_context(
         # the call chains, from its sampled functions), so every report uses one taxonomy
         p["anatomy"] = anatomy.layers(p) if p.get("counting") else p.get("anatomy")
     calibration = read_side_json(run_dir / "calibration.json")
-    atlases = [atlas_with_run_overheads(a, analysis) for a in _side_files(run_dir, "atlas")]
+    claims = analysis.get("comparisons", [])
+    atlases = [atlas_with_overheads(a, claims) for a in side_files(run_dir, "atlas")]
     cov = read_side_json(run_dir / "coverage.json")
-    cov = coverage_with_run_overheads(cov, analysis) if isinstance(cov, dict) else None
+    cov = coverage_with_overheads(cov, claims) if isinstance(cov, dict) else None
     # one list of refusals for the atlas and the coverage tables
     notes = refusal_notes([*atlases, *([cov] if cov else [])])
     copy = read_side_json(run_dir / "copy.json")
@@ -378,60 +309,6 @@ def refusal_notes(atlases: list[dict[str, Any]]) -> list[str]:
                 groups.setdefault((ok, note), []).append(str(t))
             row["attach_summary"] = [(", ".join(ts), ok, n) for (ok, n), ts in groups.items()]
     return list(notes)
-
-
-def atlas_with_run_overheads(atlas: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
-    """The run's atlas counts and tries points; the overhead of a point's empty and inspect
-    programs comes from the run's own paired claims where it measured that hook there."""
-    claims = {c["name"]: c for c in analysis.get("comparisons", [])}
-    w, size = atlas.get("workload"), atlas.get("size")
-    for row in atlas.get("points", []):
-        if row.get("overhead_ns"):
-            continue
-        ns: dict[str, Any] = {}
-        ci: dict[str, Any] = {}
-        for body, hook in hooks_for(row).items():
-            c = None
-            if hook:  # readbench's own hooks and the counting program's `point:` hooks
-                c = claims.get(f"{w}/{size}/{parse(hook).name}")
-            ns[body] = c["delta_ns"] if c else None
-            ci[body] = c["delta_ci95"] if c else None
-        row["overhead_ns"], row["overhead_ci95"] = ns, ci
-    atlas["recommendations"] = recommend(atlas.get("points", []), atlas.get("workload"))
-    return atlas
-
-
-def coverage_with_run_overheads(cov: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
-    """The run's coverage matrix, its recommendation costed with the run's own paired claims:
-    a point's counting program (`point:VIA:GROUP/TARGET`), or readbench's empty hook on the
-    raw syscall tracepoints, measured at the coverage's size on a read kind the point sees."""
-    kinds = {k["workload"]: k for k in cov.get("kinds", [])}
-    claims = [c for c in analysis.get("comparisons", []) if c.get("size") == cov.get("size")]
-    overheads: dict[str, dict[str, Any]] = dict(cov.get("overheads") or {})
-    for r in cov.get("points", []):
-        via = r.get("via")
-        if not via or r["key"] in overheads:
-            continue
-        names = {f"point:{via}:{r.get('group') or ''}/{r['target']}"}
-        if r.get("group") == "raw_syscalls":
-            names.add(f"{via}:{r['target']}:empty")
-        for c in sorted(claims, key=lambda c: c.get("delta_ci95", [0, 0])[1] or 0):
-            k = kinds.get(c["workload"])
-            if c.get("hook") in names and k and sees_kind(r, k) and c.get("delta_ns") is not None:
-                overheads[r["key"]] = {
-                    "hook": c["hook"], "on": c["workload"], "ns": c["delta_ns"],
-                    "ci95": c.get("delta_ci95"),
-                }  # fmt: skip
-                break
-    cov["overheads"] = overheads
-    cov["recommendation"] = coverage_recommendation(cov, overheads)
-    return cov
-
-
-def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:
-    """The matrix as blocks of workloads × sizes × hooks, as strings for the tables."""
-    keys = ("workloads", "sizes", "hooks", "buf_offsets")
-    return [{k: [str(x) for x in b[k]] for k in keys} for b in matrix["blocks"]]
 
 
 def report_dir(run_dir: Path, out_dir: Path, run_id: str) -> Path:

@@ -4,7 +4,7 @@ HTML report)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Console
 
@@ -88,3 +88,48 @@ def print_coverage(cov: dict[str, Any]) -> None:
     chk = cov.get("buffered_check")
     if chk:
         console.print(Text(chk["text"]))
+
+
+class ProgressReporter:
+    """The runner's reporter on a terminal (readbench.measure.runner.Reporter's methods): a
+    progress bar of the run's steps and coloured messages, on stderr."""
+
+    _STYLE: ClassVar[dict[str, str]] = {"info": "", "warn": "yellow", "error": "red"}
+
+    def __init__(self, show: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            console=console, disable=not show, transient=False,
+        )  # fmt: skip
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("measuring", total=total)
+
+    def step(self, description: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description=description)
+
+    def advance(self) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def say(self, text: str, level: str = "info") -> None:
+        from rich.text import Text
+
+        style = self._STYLE.get(level, "")
+        console.print(Text(f"{level}: " if style else "", style=style) + Text(text))

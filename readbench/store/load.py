@@ -13,6 +13,7 @@ import pyperf
 
 from readbench.errors import BadInput
 from readbench.model import schema
+from readbench.model.cpuflags import KEY_FLAGS
 from readbench.model.matrix import parse_cell_name
 from readbench.model.schema import Manifest
 
@@ -92,6 +93,47 @@ def read_side_json(path: Path) -> Any | None:
         return None
 
 
+@dataclass(frozen=True)
+class ArmRun:
+    """One worker process's run of one benchmark (a paired cell's arm): its values in ns per
+    read, the process that made it, and the arm order of each block."""
+
+    process: str | None
+    ns: np.ndarray
+    orders: list[str]
+
+
+def arm_runs(bench: pyperf.Benchmark) -> list[ArmRun]:
+    out = []
+    for r in bench.get_runs():
+        if r.values:
+            md = r.get_metadata()
+            ns = np.asarray(r.values, dtype=float) * NS_PER_S
+            orders = str(md.get("readbench_block_orders", "")).split()
+            out.append(ArmRun(md.get("readbench_process"), ns, orders))
+    return out
+
+
+def join_pairs(off: list[ArmRun], on: list[ArmRun]) -> list[tuple[ArmRun, ArmRun]]:
+    """The one pairing rule: a process's off and on runs, joined by `readbench_process`, kept
+    only when both hold the same number of blocks (value j of each came from block j)."""
+    by_process = {r.process: r for r in off if r.process is not None}
+    return [
+        (by_process[r.process], r)
+        for r in on
+        if r.process in by_process and len(by_process[r.process].ns) == len(r.ns)
+    ]
+
+
+def suite_pairs(
+    suite: pyperf.BenchmarkSuite, name: str, suffix: str = ""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per process, (off values, arm values) in ns of paired cell `name`'s arm `suffix` ("" is
+    the hook-on arm) in a paired worker's suite (readbench.measure.paired)."""
+    off = arm_runs(suite.get_benchmark(name + OFF_SUFFIX))
+    return [(a.ns, b.ns) for a, b in join_pairs(off, arm_runs(suite.get_benchmark(name + suffix)))]
+
+
 def load_manifest(run_dir: Path) -> Manifest:
     """manifest.json of a run, validated (and migrated) by the schema."""
     run_dir = Path(run_dir)
@@ -121,35 +163,21 @@ def load_run(run_dir: Path) -> RunData:
             f"{suite_path}: not a pyperf BenchmarkSuite ({type(e).__name__}: {e})"
         ) from None
 
-    data: dict[str, list[np.ndarray]] = {}
-    procs: dict[str, list[str | None]] = {}  # the process each run came from (paired cells)
-    block_orders: dict[str, list[str]] = {}
-    for bench in suite.get_benchmarks():
-        runs = [r for r in bench.get_runs() if r.values]
-        if runs:
-            data[bench.get_name()] = [np.asarray(r.values, dtype=float) * NS_PER_S for r in runs]
-            mds = [r.get_metadata() for r in runs]
-            procs[bench.get_name()] = [md.get("readbench_process") for md in mds]
-            block_orders[bench.get_name()] = [
-                str(md.get("readbench_block_orders", "")) for md in mds
-            ]
+    runs_of = {b.get_name(): arm_runs(b) for b in suite.get_benchmarks()}
+    runs_of = {name: runs for name, runs in runs_of.items() if runs}
     paired: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     paired_orders: dict[str, list[list[str]]] = {}
-    for name in [n for n in data if n.endswith(OFF_SUFFIX)]:
+    for name in [n for n in runs_of if n.endswith(OFF_SUFFIX)]:
         cell = name[: -len(OFF_SUFFIX)]
-        if cell not in data:
+        if cell not in runs_of:
             continue
-        off = dict(zip(procs.pop(name), data.pop(name), strict=True))
-        keep = [
-            (p, on, o)
-            for p, on, o in zip(procs[cell], data[cell], block_orders[cell], strict=True)
-            if p is not None and p in off and len(off[p]) == len(on)
-        ]
-        paired[cell] = [(off[p], on) for p, on, _ in keep]
-        orders = [o.split() for _, _, o in keep]
+        keep = join_pairs(runs_of.pop(name), runs_of[cell])
+        paired[cell] = [(a.ns, b.ns) for a, b in keep]
+        orders = [b.orders for _, b in keep]
         # all or nothing: a model of positions needs every process's orders
-        if all(len(o) == len(on) for (_, on, _), o in zip(keep, orders, strict=True)):
+        if all(len(o) == len(b.ns) for (_, b), o in zip(keep, orders, strict=True)):
             paired_orders[cell] = orders
+    data = {name: [r.ns for r in runs] for name, runs in runs_of.items()}
 
     cells: dict[str, CellData] = {}
     no_data: list[dict[str, Any]] = []
@@ -195,3 +223,85 @@ def load_run(run_dir: Path) -> RunData:
         cells[name] = CellData(name, w, s, off, hook, aa, "ok", "not listed in manifest", runs)
         unlisted.append(name)
     return RunData(run_dir, manifest, cells, no_data, unlisted)
+
+
+def _cell_fields(name: str) -> dict[str, Any]:
+    try:
+        w, s, off, hook, aa = parse_cell_name(name)
+    except (ValueError, AttributeError):
+        return {}
+    return {"workload": w, "size": s, "buf_offset": off, "hook": hook, "aa_copy": aa}
+
+
+def side_files(run_dir: Path, sub: str) -> list[dict[str, Any]]:
+    """The side files of one kind (perf/, bpf/, atlas/), each with its cell's fields."""
+    out = []
+    d = run_dir / sub
+    if d.is_dir():
+        for p in sorted(d.glob("*.json")):
+            obj = read_side_json(p)
+            if isinstance(obj, dict) and isinstance(obj.get("cell"), str):
+                obj = {**obj, **_cell_fields(obj["cell"]), "_file": p.name}
+                if "workload" in obj:
+                    out.append(obj)
+    return out
+
+
+def perf_side_files(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's perf/ side files (one per baseline cell), with the cell's fields."""
+    return side_files(Path(run_dir), "perf")
+
+
+def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    probe = manifest.get("probe") or {}
+    cpu = probe.get("cpu") or {}
+    flags = cpu.get("flags") or []
+    flags = [str(f) for f in flags] if isinstance(flags, list) else str(flags).split()
+    kernel = probe.get("kernel") or {}
+    routine = probe.get("copy_routine") or {}
+    perf = probe.get("perf") or {}
+    attach = probe.get("attach_types") or {}
+    # the kernel's view (copy_flags) decides the copy routine; /proc/cpuinfo flags otherwise
+    kview = cpu.get("copy_flags") if isinstance(cpu.get("copy_flags"), dict) else {}
+    key_flags = [(f, bool(kview[f]) if f in kview else f in flags) for f in KEY_FLAGS]
+    virt = probe.get("virtualization") if isinstance(probe.get("virtualization"), dict) else {}
+    guest = virt.get("guest") if isinstance(virt.get("guest"), dict) else {}
+    vm = bool(cpu.get("hypervisor")) or "hypervisor" in flags or bool(virt.get("hypervisor"))
+    kcheck = (
+        routine.get("kallsyms_check") if isinstance(routine.get("kallsyms_check"), dict) else {}
+    )
+    return {
+        "cpu_model": cpu.get("model", "unknown (not in manifest.probe)"),
+        "cpu_vendor": cpu.get("vendor"),
+        "cpu_count": cpu.get("count"),
+        "flags": flags,
+        "key_flags": key_flags,
+        "kernel": kernel.get("release", "unknown"),
+        "cmdline": kernel.get("cmdline"),
+        "routine": routine.get("name", "unknown"),
+        "routine_why": routine.get("why", ""),
+        "routine_symbol": routine.get("symbol"),
+        "routine_check": kcheck.get("status"),
+        "hw_counters": perf.get("hardware_counters"),
+        "perf_reason": perf.get("reason"),
+        "vm": vm,
+        # a TCG guest: every time is emulated (readbench guest records how it booted)
+        "emulated": bool(virt.get("emulated")),
+        "accel": virt.get("accel"),
+        "accel_reason": guest.get("accel_reason"),
+        "guest_cpu": guest.get("cpu_model"),
+        "guest_clearcpuid": guest.get("clearcpuid") or [],
+        "guest_host": guest.get("host"),
+        "attach": [
+            (str(k), v.get("available"), v.get("reason", ""))
+            for k, v in (attach.items() if isinstance(attach, dict) else [])
+            if isinstance(v, dict)
+        ],
+        "versions": manifest.get("versions") or {},
+    }
+
+
+def matrix_blocks(matrix: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """The matrix as blocks of workloads × sizes × hooks, as strings for the tables."""
+    keys = ("workloads", "sizes", "hooks", "buf_offsets")
+    return [{k: [str(x) for x in b[k]] for k in keys} for b in matrix["blocks"]]

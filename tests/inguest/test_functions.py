@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from readbench.atlas import probe as atlas_probe
 from readbench.measure import datafiles
+from readbench.measure import survey as atlas_probe
 from readbench.measure.readloop import ReadLoop
 from tests.conftest import load_bench
 

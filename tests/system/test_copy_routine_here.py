@@ -8,16 +8,17 @@ import platform
 
 import pytest
 
+from readbench.copy.cpuid import cpuid_flags
 from readbench.kernel import copyroutine as cr
-from readbench.kernel import cpu, ksyms
+from readbench.kernel import ksyms
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="not-on-this-kind: x86-64 only")
 def test_this_machine_prediction_matches_kallsyms() -> None:
     """The running kernel's symbols agree with what the model predicts for its flags."""
-    p = cr.probe()
+    p = cr.probe(cpuid_flags())
     assert p["kallsyms_check"]["status"] == "consistent", p["kallsyms_check"]
-    ids = cpu.cpuid_flags()
+    ids = cpuid_flags()
     assert ids is not None and ids <= {"erms", "fsrm"}
     assert p["cpuid"]["read"] is True
     if not p["inline"]:

@@ -200,9 +200,9 @@ def test_sham_toggle_never_fires_in_a_read(rawtp: None, data_file: Path) -> None
     link on a point the read path never reaches."""
     import ctypes
 
-    from readbench.atlas.probe import fires_per_read
     from readbench.bpf.points import PointHook
     from readbench.measure.paired import SHAM_HOOKS
+    from readbench.measure.survey import fires_per_read
     from readbench.model import hookspec
 
     spec = hookspec.parse(SHAM_HOOKS["rawtp"])

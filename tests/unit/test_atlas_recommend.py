@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from readbench.atlas.points import function_points, hooks_for, syscall_points
-from readbench.atlas.recommend import recommend
+from readbench.analysis.recommend import recommend
+from readbench.model.points import function_points, hooks_for, syscall_points
 
 
 def _row(
@@ -201,7 +201,7 @@ class _Calls:
 
 
 def test_silent_points_explain_themselves_from_evidence() -> None:
-    from readbench.atlas.points import explain_silent
+    from readbench.model.points import explain_silent
 
     points = function_points("cached", "ext4_file_read_iter", None)
     rows = [

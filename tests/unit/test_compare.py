@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from readbench.analysis.compare import compare_runs, rich_table, write_compare
+from readbench.analysis.compare import compare_runs
 from readbench.cli import main as cli
 from readbench.errors import BadInput
+from readbench.render.compare import rich_table, write_compare
 from tests.synthetic_runs import write_run
 
 SIZES = (64, 4096, 65536)

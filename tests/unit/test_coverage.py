@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from readbench.atlas.recommend import buffered_check, coverage_recommendation, minimal_covers
+from readbench.analysis.recommend import buffered_check, coverage_recommendation, minimal_covers
 from readbench.errors import BadInput
 from readbench.model import hookspec
 from readbench.model.workloads import REGISTRY, get

@@ -1,8 +1,11 @@
-"""The import rule of the layout: analysis/, render/, store/ and model/ never import
-measure/, bpf/, copy/ or compiled code, so a report can be rebuilt from results/ alone on
-another machine, without root (design §1). Checked statically over every module, and for
-real: `readbench report` and `readbench compare` run with every compiled readbench module,
-measure/ and bpf/ refused at import."""
+"""The import rules of the layout (design §1, docs/architecture.md):
+
+- one order of stages, `model -> store -> kernel -> bpf -> copy -> measure -> guest ->
+  analysis -> render -> cli`: a module imports only from its own stage and those to its left;
+- the portable stages (analysis/, render/, store/, model/) never import measure/, bpf/, copy/
+  or compiled code, so a report can be rebuilt from results/ alone, on another machine,
+  without root. Checked statically over every module, and for real: `readbench report` and
+  `readbench compare` run with every compiled readbench module, measure/ and bpf/ refused."""
 
 from __future__ import annotations
 
@@ -16,15 +19,10 @@ import pytest
 from tests.synthetic_runs import write_run
 
 PKG = Path(__file__).resolve().parents[2] / "readbench"
+ORDER = ("model", "store", "kernel", "bpf", "copy", "measure", "guest", "analysis", "render",
+         "cli")  # fmt: skip
 PORTABLE = ("analysis", "render", "store", "model")
-FORBIDDEN = (
-    "readbench.measure",
-    "readbench.bpf",
-    "readbench.copy",
-    "readbench.atlas.table",
-    "readbench.atlas.probe",
-    "readbench.atlas.overhead",
-)
+FORBIDDEN = ("readbench.measure", "readbench.bpf", "readbench.copy")
 
 
 def _imports(path: Path) -> list[str]:
@@ -36,6 +34,61 @@ def _imports(path: Path) -> list[str]:
             names.append(node.module)
             names += [f"{node.module}.{a.name}" for a in node.names]
     return names
+
+
+def _modules(path: Path) -> list[str]:
+    """The modules a file imports from (`import M`, `from M import …`), once each."""
+    out: dict[str, None] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(dict.fromkeys(a.name for a in node.names))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out[node.module] = None
+    return list(out)
+
+
+def upward_imports(pkg: Path = PKG) -> list[str]:
+    """Every import of a stage to the right of the importing module's, as
+    'FILE imports MODULE (STAGE is right of STAGE in the order …)'."""
+    rank = {stage: i for i, stage in enumerate(ORDER)}
+    bad = []
+    for f in sorted(pkg.rglob("*.py")):
+        parts = f.relative_to(pkg).parts
+        if len(parts) < 2 or parts[0] not in rank:
+            continue  # readbench/__init__.py, errors.py, _cffi_build.py: below every stage
+        for name in _modules(f):
+            bits = name.split(".")
+            if bits[0] == "readbench" and len(bits) > 1 and rank.get(bits[1], -1) > rank[parts[0]]:
+                bad.append(
+                    f"{f.relative_to(pkg.parent)} imports {name}: {bits[1]} is right of "
+                    f"{parts[0]} in the order {' -> '.join(ORDER)}"
+                )
+    return bad
+
+
+def test_every_stage_imports_only_the_stages_to_its_left() -> None:
+    bad = upward_imports()
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_every_stage_is_in_the_order() -> None:
+    stages = {d.name for d in PKG.iterdir() if d.is_dir() and (d / "__init__.py").exists()}
+    assert stages == set(ORDER), stages ^ set(ORDER)
+
+
+def test_the_order_test_names_both_files_of_an_upward_import(tmp_path: Path) -> None:
+    """A deliberately added upward import (measure importing render) fails the rule, naming
+    the importing file and the module it imports."""
+    pkg = tmp_path / "readbench"
+    for stage in ORDER:
+        (pkg / stage).mkdir(parents=True)
+        (pkg / stage / "__init__.py").write_text("")
+    (pkg / "measure" / "runner.py").write_text("from readbench.render.terminal import console\n")
+    (pkg / "render" / "report.py").write_text("from readbench.analysis import stats\n")
+    assert upward_imports(pkg) == [
+        "readbench/measure/runner.py imports readbench.render.terminal: render is right of "
+        "measure in the order " + " -> ".join(ORDER),
+    ]
 
 
 @pytest.mark.parametrize("stage", PORTABLE)

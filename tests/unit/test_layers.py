@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from readbench.atlas.points import function_points, syscall_points
 from readbench.model import layers as L
+from readbench.model.points import function_points, syscall_points
 from readbench.model.workloads import REGISTRY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "symbols"

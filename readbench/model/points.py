@@ -138,6 +138,102 @@ def function_points(
     return [*entry, *notify, read, *cache, atime, *copy, *routine]
 
 
+def sees(
+    point: Point, args: list[dict[str, str]] | None, workload: str | None = None
+) -> dict[str, Any]:
+    """What the arguments give a program access to, from their C types (and, for the
+    syscall tracepoints, from the registers the pt_regs argument holds: for `workload`'s
+    syscall, whose first argument may be no file's fd and second no buffer)."""
+    types = " ".join(a["type"] for a in args or [])
+    names = {a["name"] for a in args or []}
+    exit_side = point.target.startswith("sys_exit")
+    if point.group in ("raw_syscalls", "syscalls"):
+        w = get(workload) if workload else None
+        fd = w is None or (w.fd_arg and bool(w.syscalls))
+        buf = w is None or (w.buffer_arg and bool(w.syscalls))
+        return {
+            "file": "fd number only (the struct file via current->files, a BTF walk)"
+            if fd
+            else False,
+            "user_buffer": buf,
+            "data": "after the copy, in the user buffer (exit side)"
+            if exit_side and buf
+            else False,
+            "folio": False,
+            "byte_count": True,
+            "offset": point.target.endswith("pread64"),
+            "data_before_user_space": False,
+        }
+    data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
+    data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
+    file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
+                             "struct address_space *", "struct dentry *", "struct path *",
+                             "struct inode *") if t in types), None)  # fmt: skip
+    return {
+        "file": file or False,
+        "user_buffer": "iov_iter" in types or "buf" in names,
+        "data": "kernel side, before the copy" if data_kernel else False,
+        "folio": "struct page *" in types or "folio" in types,
+        "byte_count": any(n in names for n in ("count", "bytes", "len")) or "iov_iter" in types,
+        "offset": "loff_t" in types or any(n in names for n in ("pos", "ppos", "offset", "index")),
+        "data_before_user_space": data_kernel,
+    }
+
+
+def is_copy_routine(name: str) -> bool:
+    return name == "rep_movs_alternative" or name in PRE64_ROUTINES
+
+
+# Attach types in the order a point is counted and measured by (its primary type first):
+# the cheapest mechanism that sees the point's arguments.
+ORDER = {
+    "tracepoint": ("rawtp", "tpbtf", "tp"),
+    "function": ("fentry", "kprobe", "fexit", "kretprobe", "lsm", "fmod_ret"),
+}
+# What each need can be served with: only an LSM program or fmod_ret can change a read's
+# outcome; any tracing type can observe or read the data.
+CAN = {
+    "observe": None,  # every type
+    "data": None,
+    "control": ("lsm", "fmod_ret"),
+}
+
+
+def available(row: dict[str, Any], need: str | None = None) -> list[str]:
+    """The attach types the kernel permits at `row`, primary first; only those that can
+    serve `need` when one is given."""
+    ok = [a for a in ORDER[row["kind"]] if (row["attach"].get(a) or {}).get("available")]
+    allowed = CAN.get(need or "observe")
+    return [a for a in ok if allowed is None or a in allowed]
+
+
+def hooks_for(row: dict[str, Any]) -> dict[str, str | None]:
+    """body -> hook name for the paired worker (None: no such program at this point), for the
+    row's primary attach type."""
+    t, g = row["target"], row.get("group")
+    avail = [a for a in available(row) if a not in CAN["control"]]
+    if not avail:
+        return {}
+    a = avail[0]
+    if g == "raw_syscalls":
+        return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
+    if g == "syscalls":
+        return {"empty": f"tp:syscalls/{t}:empty", "inspect": f"tp:syscalls/{t}:inspect"}
+    if row["kind"] == "function" and t in FUNC_TARGETS:
+        return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
+    return {"empty": f"point:{a}:{g or ''}/{t}", "inspect": None}
+
+
+def control_hooks(row: dict[str, Any]) -> dict[str, str]:
+    """attach type -> the counting program's hook there, for the types that can change a
+    read's outcome (their cost is what the control need ranks by)."""
+    out = {}
+    for a in available(row, "control"):
+        target = "file_permission" if a == "lsm" else row["target"]
+        out[a] = f"point:{a}:/{target}"
+    return out
+
+
 class CallCheck(Protocol):
     """Whether `caller`'s machine code calls `callee` (None: the text is unreadable), with
     where the text came from (`source`) or why it could not be read (`reason`)."""
@@ -195,57 +291,3 @@ def explain_silent(rows: list[dict[str, Any]], points: list[Point], calls: CallC
         if p is not None and p.only_when and "runtime condition" not in evidence[-1]:
             evidence.append(f"the source calls it only when {p.only_when}")
         r["fires_note"] = "; ".join(evidence)
-
-
-def is_copy_routine(name: str) -> bool:
-    return name == "rep_movs_alternative" or name in PRE64_ROUTINES
-
-
-# Attach types in the order a point is counted and measured by (its primary type first):
-# the cheapest mechanism that sees the point's arguments.
-ORDER = {
-    "tracepoint": ("rawtp", "tpbtf", "tp"),
-    "function": ("fentry", "kprobe", "fexit", "kretprobe", "lsm", "fmod_ret"),
-}
-# What each need can be served with: only an LSM program or fmod_ret can change a read's
-# outcome; any tracing type can observe or read the data.
-CAN = {
-    "observe": None,  # every type
-    "data": None,
-    "control": ("lsm", "fmod_ret"),
-}
-
-
-def available(row: dict[str, Any], need: str | None = None) -> list[str]:
-    """The attach types the kernel permits at `row`, primary first; only those that can
-    serve `need` when one is given."""
-    ok = [a for a in ORDER[row["kind"]] if (row["attach"].get(a) or {}).get("available")]
-    allowed = CAN.get(need or "observe")
-    return [a for a in ok if allowed is None or a in allowed]
-
-
-def hooks_for(row: dict[str, Any]) -> dict[str, str | None]:
-    """body -> hook name for the paired worker (None: no such program at this point), for the
-    row's primary attach type."""
-    t, g = row["target"], row.get("group")
-    avail = [a for a in available(row) if a not in CAN["control"]]
-    if not avail:
-        return {}
-    a = avail[0]
-    if g == "raw_syscalls":
-        return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
-    if g == "syscalls":
-        return {"empty": f"tp:syscalls/{t}:empty", "inspect": f"tp:syscalls/{t}:inspect"}
-    if row["kind"] == "function" and t in FUNC_TARGETS:
-        return {"empty": f"{a}:{t}:empty", "inspect": f"{a}:{t}:inspect"}
-    return {"empty": f"point:{a}:{g or ''}/{t}", "inspect": None}
-
-
-def control_hooks(row: dict[str, Any]) -> dict[str, str]:
-    """attach type -> the counting program's hook there, for the types that can change a
-    read's outcome (their cost is what the control need ranks by)."""
-    out = {}
-    for a in available(row, "control"):
-        target = "file_permission" if a == "lsm" else row["target"]
-        out[a] = f"point:{a}:/{target}"
-    return out

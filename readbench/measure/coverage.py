@@ -14,26 +14,27 @@ import os
 from pathlib import Path
 from typing import Any
 
-from readbench.atlas import probe
-from readbench.atlas.points import (
+from readbench.bpf.points import FUNCTION_TYPES, PointHook
+from readbench.errors import MeasurementError, MissingCapability
+from readbench.kernel import btf, copyroutine, cpu, ksyms
+from readbench.measure.readloop import ReadLoop
+from readbench.measure.survey import (
+    _function_row,
+    _read_function,
+    _tracepoint_row,
+    fires_per_read,
+    read_side_tracepoints,
+)
+from readbench.model.hookspec import SYSCALL_NR
+from readbench.model.points import (
     COVERAGE_GROUPS,
     ORDER,
     Point,
     available,
     function_points,
+    sees,
     syscall_points,
 )
-from readbench.atlas.table import (
-    _function_row,
-    _read_function,
-    _tracepoint_row,
-    read_side_tracepoints,
-    sees,
-)
-from readbench.errors import MeasurementError, MissingCapability
-from readbench.kernel import btf, copyroutine, ksyms
-from readbench.measure.readloop import ReadLoop
-from readbench.model.hookspec import SYSCALL_NR
 from readbench.model.workloads import get
 
 # Operations counted per kind: the kind's own atlas count, at most 1000 (a coverage run
@@ -73,11 +74,11 @@ def _count(
             loop = loops[w]
             reads = min(get(w).atlas_reads, MAX_OPS)
             if per_kind_filter:
-                c = probe.fires_per_read(via, target, p.group, loop, reads)
+                c = fires_per_read(via, target, p.group, loop, reads)
                 fires[w] = c["per_op"]
                 continue
             if hook is None:
-                hook = probe.PointHook(via, target, p.group, gated=True)
+                hook = PointHook(via, target, p.group, gated=True)
             loop.run(min(reads, 100))  # warm, ungated
             loop.set_gate(hook.gate_address())
             try:
@@ -142,7 +143,7 @@ def coverage(
                 why = p.note or "no symbol"
                 row = {"presence": "no symbol: " + why, "args": None,
                        "attach": {t: {"available": False, "reason": why}
-                                  for t in probe.FUNCTION_TYPES}}  # fmt: skip
+                                  for t in FUNCTION_TYPES}}  # fmt: skip
             else:
                 row = _function_row(p, syms, b)
             avail = [a for a in available({"kind": p.kind, "attach": row["attach"]})
@@ -174,3 +175,86 @@ def coverage(
         "syscall_nr": {sc: SYSCALL_NR[sc] for c in cols for sc in c["syscalls"]},
         "points": rows,
     }
+
+
+def coverage_kinds(text: str | None, data_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The read kinds of a coverage run: those asked for (BadInput on a bad one or one the data
+    directory cannot serve), or every registry kind the directory allows, with the others
+    listed and why."""
+    from readbench.errors import BadInput
+    from readbench.measure import datafiles
+    from readbench.model.matrix import check_workload, parse_list
+    from readbench.model.workloads import REGISTRY
+
+    if text is not None:
+        kinds = [check_workload(w) for w in parse_list(text, "--workloads")]
+        datafiles.check_workload_fs(data_dir, kinds)
+        return kinds, []
+    kinds, left = [], []
+    for w in REGISTRY:
+        try:
+            datafiles.check_workload_fs(data_dir, [w.name])
+        except BadInput as e:
+            left.append({"workload": w.name, "reason": str(e)})
+            continue
+        kinds.append(w.name)
+    return kinds, left
+
+
+def survey(
+    kinds_text: str | None, size: int, data_dir: Path | None = None
+) -> tuple[dict[str, Any], dict[str, Path | None]]:
+    """The coverage matrix of the read kinds asked for (or every one `data_dir` allows) at
+    `size` bytes per op, and each kind's data file. BadInput for a size a kind's rules refuse
+    or a directory that would falsify a kind."""
+    from readbench.errors import BadInput
+    from readbench.measure import datafiles, machine
+
+    data_dir = data_dir or datafiles.default_data_dir()
+    kinds, left = coverage_kinds(kinds_text, data_dir)
+    for w in kinds:
+        why = get(w).cell_rule(size, 0)
+        if why:
+            raise BadInput(f"--size {size} for read kind {w}: {why}")
+    datafiles.check_data_dir(data_dir)
+    files = {w: datafiles.ensure(data_dir, w) for w in kinds}
+    aligns = {}
+    if any(get(w).needs_direct_io for w in kinds):
+        a = datafiles.direct_io_alignment(data_dir)
+        if a is None:
+            raise BadInput(f"--data-dir {data_dir}: O_DIRECT is refused there (read kind direct)")
+        aligns = {w: a for w in kinds if get(w).needs_direct_io}
+    cov = coverage(kinds, size, files, datafiles.fs_type(data_dir), aligns)
+    cov["not_measured"] = left
+    cov["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
+    return cov, files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m readbench.measure.coverage --size N [--workloads W,…] [--data-dir D]`: the
+    coverage matrix as one JSON object on stdout, without overheads."""
+    import argparse
+    import json
+    import sys
+
+    from readbench.errors import ReadbenchError
+    from readbench.measure.worker import die_with_parent
+
+    p = argparse.ArgumentParser(prog="python -m readbench.measure.coverage")
+    p.add_argument("--workloads", default=None)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--data-dir", type=Path, default=None)
+    args = p.parse_args(argv)
+    die_with_parent()
+    try:
+        cov, _ = survey(args.workloads, args.size, args.data_dir)
+    except ReadbenchError as e:
+        sys.stderr.write(f"readbench coverage: {e}\n")
+        return e.exit_code
+    json.dump(cov, sys.stdout, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

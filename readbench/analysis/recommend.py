@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from readbench.atlas.points import available
+from readbench.model.hookspec import parse
+from readbench.model.points import available, control_hooks, hooks_for
 
 NEEDS = (
     ("observe", "observe every read together with its file"),
@@ -335,3 +336,60 @@ def buffered_check(cov: dict[str, Any], points: tuple[str, ...]) -> dict[str, An
             )
         ),
     }
+
+
+def atlas_with_overheads(atlas: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one place an atlas gets its costs: each point's empty and inspect programs, and the
+    types that can deny or modify a read, from paired `claims` (a run's comparisons, or the
+    ones `readbench atlas` measured itself) named WORKLOAD/SIZE/HOOK; then the
+    recommendations, ranked by those costs."""
+    by_name = {c["name"]: c for c in claims}
+    w, size = atlas.get("workload"), atlas.get("size")
+
+    def claim(hook: str | None) -> dict[str, Any] | None:
+        return by_name.get(f"{w}/{size}/{parse(hook).name}") if hook else None
+
+    for row in atlas.get("points", []):
+        ns: dict[str, Any] = {}
+        ci: dict[str, Any] = {}
+        for body, hook in hooks_for(row).items():
+            c = claim(hook)
+            ns[body] = c["delta_ns"] if c else None
+            ci[body] = c["delta_ci95"] if c else None
+        row["overhead_ns"], row["overhead_ci95"] = ns, ci
+        for attach, hook in control_hooks(row).items():
+            c = claim(hook)
+            if c is not None:
+                row.setdefault("overhead_by_attach", {})[attach] = {
+                    "hook": hook, "body": "empty", "ns": c["delta_ns"], "ci95": c["delta_ci95"],
+                }  # fmt: skip
+    atlas["recommendations"] = recommend(atlas.get("points", []), w)
+    return atlas
+
+
+def coverage_with_overheads(cov: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """The coverage matrix's recommendation costed with paired `claims` at its size: a point's
+    counting program (`point:VIA:GROUP/TARGET`), or readbench's empty hook on the raw syscall
+    tracepoints, measured on a read kind the point sees (the cheapest such claim)."""
+    kinds = {k["workload"]: k for k in cov.get("kinds", [])}
+    at_size = [c for c in claims if c.get("size") == cov.get("size")]
+    overheads: dict[str, dict[str, Any]] = {}
+    for r in cov.get("points", []):
+        via = r.get("via")
+        if not via:
+            continue
+        target = "file_permission" if via == "lsm" else r["target"]
+        names = {f"point:{via}:{r.get('group') or ''}/{target}"}
+        if r.get("group") == "raw_syscalls":
+            names.add(f"{via}:{r['target']}:empty")
+        for c in sorted(at_size, key=lambda c: (c.get("delta_ci95") or [0, 0])[1] or 0):
+            k = kinds.get(c["workload"])
+            if c.get("hook") in names and k and sees_kind(r, k) and c.get("delta_ns") is not None:
+                overheads[r["key"]] = {
+                    "hook": c["hook"], "on": c["workload"], "ns": c["delta_ns"],
+                    "ci95": c.get("delta_ci95"),
+                }  # fmt: skip
+                break
+    cov["overheads"] = overheads
+    cov["recommendation"] = coverage_recommendation(cov, overheads)
+    return cov

@@ -12,63 +12,65 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from readbench.atlas import probe
-from readbench.atlas.points import (
+from readbench.bpf import binding as lb
+from readbench.bpf.points import FUNCTION_TYPES, PointHook, trial
+from readbench.bpf.refusals import refusal
+from readbench.errors import MissingCapability
+from readbench.kernel import btf, copyroutine, cpu, ksyms
+from readbench.kernel.tracefs import ensure_tracefs, events_dir
+from readbench.measure.readloop import ReadLoop
+from readbench.model.hookspec import SYSCALL_NR
+from readbench.model.points import (
     READ_SIDE_GROUPS,
     Point,
     available,
     explain_silent,
     function_points,
     is_copy_routine,
+    sees,
     syscall_points,
 )
-from readbench.errors import MissingCapability
-from readbench.kernel import btf, copyroutine, ksyms
-from readbench.kernel.tracefs import ensure_tracefs, events_dir
-from readbench.measure.readloop import ReadLoop
 from readbench.model.workloads import get
 
 
-def sees(
-    point: Point, args: list[dict[str, str]] | None, workload: str | None = None
+def try_and_count(
+    attach: str, target: str, group: str, loop: ReadLoop, reads: int
 ) -> dict[str, Any]:
-    """What the arguments give a program access to, from their C types (and, for the
-    syscall tracepoints, from the registers the pt_regs argument holds: for `workload`'s
-    syscall, whose first argument may be no file's fd and second no buffer)."""
-    types = " ".join(a["type"] for a in args or [])
-    names = {a["name"] for a in args or []}
-    exit_side = point.target.startswith("sys_exit")
-    if point.group in ("raw_syscalls", "syscalls"):
-        w = get(workload) if workload else None
-        fd = w is None or (w.fd_arg and bool(w.syscalls))
-        buf = w is None or (w.buffer_arg and bool(w.syscalls))
-        return {
-            "file": "fd number only (the struct file via current->files, a BTF walk)"
-            if fd
-            else False,
-            "user_buffer": buf,
-            "data": "after the copy, in the user buffer (exit side)"
-            if exit_side and buf
-            else False,
-            "folio": False,
-            "byte_count": True,
-            "offset": point.target.endswith("pread64"),
-            "data_before_user_space": False,
-        }
-    data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
-    data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
-    file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
-                             "struct address_space *", "struct dentry *", "struct path *",
-                             "struct inode *") if t in types), None)  # fmt: skip
-    return {
-        "file": file or False,
-        "user_buffer": "iov_iter" in types or "buf" in names,
-        "data": "kernel side, before the copy" if data_kernel else False,
-        "folio": "struct page *" in types or "folio" in types,
-        "byte_count": any(n in names for n in ("count", "bytes", "len")) or "iov_iter" in types,
-        "offset": "loff_t" in types or any(n in names for n in ("pos", "ppos", "offset", "index")),
-        "data_before_user_space": data_kernel,
-    }
+    """One load per attach type: try it for real and, where the kernel accepts it, count its
+    firings over `reads` operations in the same attachment. {available, reason} plus the
+    counts of fires_per_read() when it attached."""
+    if os.geteuid() != 0:
+        return {"available": False, "reason": "not root: loading BPF programs needs root"}
+    try:
+        c = fires_per_read(attach, target, group, loop, reads, warm=False)
+    except lb.LibbpfError as e:
+        return {"available": False, "reason": refusal(attach, e, target)}
+    return {"available": True, "reason": f"loaded and attached {attach} on {target}", **c}
+
+
+def fires_per_read(
+    attach: str, target: str, group: str, loop: ReadLoop, reads: int, warm: bool = True
+) -> dict[str, Any]:
+    """Attach the counter to the point, make `reads` operations, count. `per_read`: per read
+    call (the syscalls the loop really made: a pipe op may take several; per op where a read
+    is no call, mmap); `per_op`: per operation. On sys_enter/sys_exit (raw, BTF, or the
+    classic raw_syscalls ones) only the read's own syscall is counted (a workload without
+    one: any syscall inside the window)."""
+    if warm:
+        loop.run(min(reads, 100))  # first-touch work is not part of a steady read
+    sc = get(loop.workload).syscall
+    raw = attach in ("rawtp", "tpbtf") or (attach == "tp" and group == "raw_syscalls")
+    nr = SYSCALL_NR[sc] if raw and sc else None
+    with PointHook(attach, target, group, only_syscall=nr, gated=True) as h:
+        loop.set_gate(h.gate_address())
+        try:
+            before = h.fired()
+            r = loop.run(reads)
+            n = h.fired() - before
+        finally:
+            loop.set_gate(None)
+    return {"count": n, "read_calls": r.calls, "ops": r.ops, "per_read": n / r.calls,
+            "per_op": n / r.ops, "via": attach}  # fmt: skip
 
 
 class _Trials:
@@ -81,14 +83,14 @@ class _Trials:
         loop.run(min(reads, 100))  # first-touch work is not part of a steady read
 
     def __call__(self, attach: str, target: str, group: str = "") -> dict[str, Any]:
-        return probe.try_and_count(attach, target, group, self.loop, self.reads)
+        return try_and_count(attach, target, group, self.loop, self.reads)
 
 
 Trial = Callable[..., dict[str, Any]]  # (attach, target[, group]) -> {available, reason, …}
 
 
 def _function_row(
-    p: Point, syms: frozenset[str], b: btf.Btf | None, tr: Trial = probe.trial
+    p: Point, syms: frozenset[str], b: btf.Btf | None, tr: Trial = trial
 ) -> dict[str, Any]:
     exists = p.target in syms
     args = b.function(p.target) if b else None
@@ -99,11 +101,11 @@ def _function_row(
     no_btf = {"available": False, "reason": why}
     attach: dict[str, Any] = {}
     if not exists:
-        attach = {t: {"available": False, "reason": presence} for t in probe.FUNCTION_TYPES}
+        attach = {t: {"available": False, "reason": presence} for t in FUNCTION_TYPES}
         if p.target == "security_file_permission":
             attach["lsm"] = tr("lsm", "file_permission")
     else:
-        for t in probe.FUNCTION_TYPES:
+        for t in FUNCTION_TYPES:
             trampoline = t in ("fentry", "fexit")
             attach[t] = dict(no_btf) if trampoline and args is None else tr(t, p.target)
     if p.target.startswith("security_") and exists:
@@ -114,7 +116,7 @@ def _function_row(
     return {"presence": presence, "args": args, "attach": attach}
 
 
-def _tracepoint_row(p: Point, b: btf.Btf | None, tr: Trial = probe.trial) -> dict[str, Any]:
+def _tracepoint_row(p: Point, b: btf.Btf | None, tr: Trial = trial) -> dict[str, Any]:
     args = b.tracepoint(p.target) if b else None
     args = [{"name": a["name"] or f"arg{i}", "type": a["type"]} for i, a in enumerate(args or [])]
     attach = {t: tr(t, p.target, p.group) for t in ("rawtp", "tpbtf", "tp")}
@@ -157,7 +159,7 @@ def _firing(points: list[Point], loop: ReadLoop, reads: int) -> list[Point]:
 
 
 def _bpf_fires(p: Point, loop: ReadLoop, reads: int) -> bool:
-    return bool(probe.try_and_count("rawtp", p.target, p.group, loop, reads).get("count"))
+    return bool(try_and_count("rawtp", p.target, p.group, loop, reads).get("count"))
 
 
 def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
@@ -201,7 +203,7 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
                 why = p.note if p.target.startswith("rep movsb") else read_note
                 row = {"presence": "no symbol: " + why, "args": None,
                        "attach": {t: {"available": False, "reason": why}
-                                  for t in probe.FUNCTION_TYPES}}  # fmt: skip
+                                  for t in FUNCTION_TYPES}}  # fmt: skip
             else:
                 row = _function_row(p, syms, b, tr)
             rows.append(_finish(p, row, workload))
@@ -294,3 +296,47 @@ def _finish(p: Point, row: dict[str, Any], workload: str) -> dict[str, Any]:
         "overhead_ns": None,
         "overhead_ci95": None,
     }
+
+
+def survey(workload: str, size: int, data_dir: Path | None = None) -> dict[str, Any]:
+    """The atlas of `workload` at `size` bytes per read on this kernel, with its data file in
+    `data_dir` (checked: a directory that would falsify the workload is refused, exit 2)."""
+    from readbench.measure import datafiles, machine
+
+    data_dir = data_dir or datafiles.default_data_dir()
+    datafiles.check_workload_fs(data_dir, [workload])
+    datafiles.check_data_dir(data_dir)
+    path = datafiles.ensure(data_dir, workload)
+    res = atlas(workload, size, path, datafiles.fs_type(data_dir))
+    res["virtualization"] = machine.virtualization(sorted(cpu.kernel_flags()))
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m readbench.measure.survey --workload W --size N [--data-dir D]`: the atlas as
+    one JSON object on stdout, without overheads (a run's report takes them from its claims)."""
+    import argparse
+    import json
+    import sys
+
+    from readbench.errors import ReadbenchError
+    from readbench.measure.worker import die_with_parent
+
+    p = argparse.ArgumentParser(prog="python -m readbench.measure.survey")
+    p.add_argument("--workload", required=True)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--data-dir", type=Path, default=None)
+    args = p.parse_args(argv)
+    die_with_parent()
+    try:
+        res = survey(args.workload, args.size, args.data_dir)
+    except ReadbenchError as e:
+        sys.stderr.write(f"readbench survey: {e}\n")
+        return e.exit_code
+    json.dump(res, sys.stdout, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,9 +37,6 @@ FUNC_KIND = {
 }
 ASM_KIND = {"rep_movs_alternative": K_REP_MOVS, **dict.fromkeys(PRE64_ROUTINES, K_COPY_USER_OLD)}
 
-# Probing must not catch a real process: tgids never exceed PID_MAX_LIMIT (4M).
-NO_TGID = 0xFFFFFFFF
-
 
 @cache
 def kernel_functions() -> frozenset[str]:

@@ -8,7 +8,8 @@ from functools import cache
 from typing import Any
 
 from readbench.bpf.attach import AttachedHook
-from readbench.bpf.plan import NO_TGID, cpu_flags, resolve_target
+from readbench.bpf.links import NO_TGID
+from readbench.bpf.plan import cpu_flags, resolve_target
 from readbench.errors import MissingCapability
 from readbench.model.hookspec import (
     ATTACH_TYPES,

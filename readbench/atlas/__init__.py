@@ -1,1 +1,0 @@
-"""The hook-point atlas: points on a read path, attach trials, counts, recommendation."""
