@@ -244,7 +244,7 @@ def write_run(
                         "buf_offset": 0,
                         "hook": hook,
                         "aa_copy": is_aa,
-                        "status": "ok",
+                        "status": "done",
                         "reason": "",
                     }
                 )

@@ -18,11 +18,13 @@ HISTORY = {
     1: "matrix as blocks or flat axes; no stored alpha or equivalence margin",
     2: "adds 'analysis' {alpha, margin}: the significance level and equivalence margin of the run",
 }
+# suite.json names a paired cell's hook-off arm CELL + OFF_SUFFIX, its hook-on arm CELL
+OFF_SUFFIX = "#off"
 DEFAULT_ALPHA = 0.01
 DEFAULT_MARGIN = 0.02  # equivalence margin, a fraction of the read's time (0.02 = ±2 %)
 
 
-class Block(TypedDict):
+class BlockJSON(TypedDict):
     workloads: list[str]
     sizes: list[int]
     hooks: list[str]
@@ -31,7 +33,7 @@ class Block(TypedDict):
 
 class MatrixJSON(TypedDict, total=False):
     name: str
-    blocks: list[Block]
+    blocks: list[BlockJSON]
     rounds: int
     processes_per_round: int
     values: int
@@ -51,6 +53,10 @@ class MatrixJSON(TypedDict, total=False):
     processes: int  # rounds × processes_per_round, for readers
 
 
+# a cell in one of these has values in suite.json (partial: some of its rounds)
+MEASURED_STATUSES = ("done", "partial")
+
+
 class ManifestCell(TypedDict, total=False):
     name: str
     workload: str
@@ -59,7 +65,7 @@ class ManifestCell(TypedDict, total=False):
     hook: str
     aa_copy: bool
     baseline: str | None
-    status: str  # pending | ok | failed
+    status: str  # pending | partial | done | failed (the runner's words, MEASURED_STATUSES)
     reason: str
 
 

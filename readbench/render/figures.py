@@ -27,7 +27,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from PIL import Image
 
-from readbench.model import layers as L
+from readbench.model import layers
 
 DPI = 90  # with 128-colour PNGs: the default matrix's report stays under 1 MB
 # Labels come from input files: never let matplotlib interpret them as mathtext.
@@ -93,13 +93,14 @@ def _encode(fig: plt.Figure, dpi: int = DPI) -> str:
 
 # One colour per layer of the read path (readbench.model.layers), in every figure.
 LAYER_COLORS = {
-    L.USER: "#9edae5", L.SYSCALL: "#1f77b4", L.BPF: "#ff7f0e", L.VFS: "#aec7e8",
-    L.PIPE: "#e377c2", L.FS: "#2ca02c", L.LOOKUP: "#98df8a", L.FILL: "#bcbd22",
-    L.MAPPING: "#dbdb8d", L.BLOCK: "#8c564b", L.DRIVER: "#c49c94", L.IRQ: "#9467bd",
-    L.COPY: "#d62728", L.LOCKS: "#ff9896", L.SCHED: "#c5b0d5", L.MM: "#17becf",
-    L.DEVICE: "#393b79", L.OFF_CPU: "#c7c7c7", L.OTHER: "#7f7f7f",
+    layers.USER: "#9edae5", layers.SYSCALL: "#1f77b4", layers.BPF: "#ff7f0e", layers.VFS: "#aec7e8",
+    layers.PIPE: "#e377c2", layers.FS: "#2ca02c", layers.LOOKUP: "#98df8a", layers.FILL: "#bcbd22",
+    layers.MAPPING: "#dbdb8d", layers.BLOCK: "#8c564b", layers.DRIVER: "#c49c94",
+    layers.IRQ: "#9467bd", layers.COPY: "#d62728", layers.LOCKS: "#ff9896", layers.SCHED: "#c5b0d5",
+    layers.MM: "#17becf",
+    layers.DEVICE: "#393b79", layers.OFF_CPU: "#c7c7c7", layers.OTHER: "#7f7f7f",
 }  # fmt: skip
-assert set(LAYER_COLORS) == set(L.NAMES)
+assert set(LAYER_COLORS) == set(layers.NAMES)
 
 
 def _log2_sizes(ax: plt.Axes, sizes: Sequence[int]) -> None:
@@ -393,7 +394,7 @@ def ecdfs(
 
 @_quiet
 def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
-    rows = [p for p in perf if isinstance(p.get("copy_fraction"), (int, float))]
+    rows = [p for p in perf if p.get("copy_fraction") is not None]
     if not rows:
         return None
     with plt.rc_context(RC):
@@ -420,7 +421,7 @@ def copy_fraction(perf: list[dict[str, Any]]) -> Figure | None:
 
 @_quiet
 def copy_strategies(results: list[dict[str, Any]]) -> Figure | None:
-    rows = [r for r in results if isinstance(r.get("gbps"), (int, float))]
+    rows = [r for r in results if r.get("gbps") is not None]
     if not rows:
         return None
     with plt.rc_context(RC):
@@ -563,9 +564,7 @@ def _anatomy_frame(perf: list[dict[str, Any]]) -> pd.DataFrame | None:
     rows = []
     for p in perf:
         a = p.get("anatomy")
-        if not isinstance(a, dict):
-            continue
-        for layer in a["layers"]:
+        for layer in a["layers"] if a else []:
             rows.append({"workload": p["workload"], "size": int(p["size"]),
                          "layer": layer["layer"], "ns": layer["ns"]})  # fmt: skip
     return pd.DataFrame(rows) if rows else None
@@ -582,7 +581,7 @@ def _stacks(df: pd.DataFrame, w: str) -> pd.DataFrame:
         index="size", columns="layer", values="ns", aggfunc="median"
     )
     sub = sub.sort_index()
-    return sub[[c for c in L.order(list(sub.columns)) if sub[c].fillna(0).sum() > 0]]
+    return sub[[c for c in layers.order(list(sub.columns)) if sub[c].fillna(0).sum() > 0]]
 
 
 def _bars(ax: plt.Axes, sub: pd.DataFrame, share: bool, present: list[str]) -> None:
@@ -647,7 +646,7 @@ def anatomy(perf: list[dict[str, Any]]) -> Figure | None:
                     row[2].set_visible(False)
         for ax in axes[-1]:
             ax.set_xlabel("buffer size")
-        _layer_legend(fig, L.order(present))
+        _layer_legend(fig, layers.order(present))
         return Figure(
             "fig-anatomy",
             "Anatomy of a read(): shares beside ns per read",

@@ -20,17 +20,16 @@ from readbench.analysis.recommend import atlas_with_overheads, coverage_with_ove
 from readbench.analysis.stats import analyze_loaded
 from readbench.model import layers
 from readbench.model.matrix import cell_order, cell_slug
+from readbench.model.sidefiles import BpfFile, BpfFloor, BpfSnapshot
 from readbench.render import figures, flame
 from readbench.store.load import (
     RunData,
     load_run,
+    load_sides,
     machine_info,
     matrix_blocks,
-    perf_side_files,
-    read_side_json,
     run_alpha,
     run_margin,
-    side_files,
 )
 from readbench.store.rundir import atomic_write_text
 
@@ -75,55 +74,25 @@ def render(template: str, **ctx: Any) -> str:
     return _env().get_template(template).render(csp=CSP, **ctx)
 
 
-def _counters(obj: Any) -> list[dict[str, Any]]:
-    """perf counters as {name, value, hardware}; accepts a mapping or a list."""
-    if isinstance(obj, dict):
-        items = [
-            {"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in obj.items()
-        ]
-    elif isinstance(obj, list):
-        items = [v for v in obj if isinstance(v, dict)]
-    else:
-        return []
-    return [
-        {
-            "name": str(i.get("name", "?")),
-            "value": i.get("value"),
-            "hardware": i.get("hardware", i.get("kind") == "hardware"),
-        }
-        for i in items
-    ]
-
-
-def _programs(snapshot: Any) -> list[dict[str, Any]]:
-    progs = snapshot.get("programs") if isinstance(snapshot, dict) else None
-    if isinstance(progs, dict):
-        progs = [{"name": k, **v} for k, v in progs.items() if isinstance(v, dict)]
-    if not isinstance(progs, list):
-        return []
-    return [p for p in progs if isinstance(p, dict)]
-
-
-def _program_totals(snapshot: Any) -> dict[str, tuple[int, int]]:
+def _program_totals(snapshot: BpfSnapshot) -> dict[str, tuple[int, int]]:
     """{program key: (run_cnt, run_time_ns)}; keyed by id when present, else name."""
-    out = {}
-    for p in _programs(snapshot):
-        key = str(p.get("id", p.get("name", "?")))
-        out[key] = (int(p.get("run_cnt") or 0), int(p.get("run_time_ns") or 0))
-    return out
+    return {
+        str(p.get("id", p.get("name", "?"))): (p.get("run_cnt") or 0, p.get("run_time_ns") or 0)
+        for p in snapshot["programs"]
+    }
 
 
-def _delta_totals(obj: dict[str, Any]) -> tuple[int, int, bool]:
+def _delta_totals(obj: BpfFile | BpfFloor) -> tuple[int, int, bool]:
     """(run_cnt, run_time_ns) of the measured loop: snapshot − snapshot_before
     (totals count from program load); False when there are no programs."""
-    after = _program_totals(obj.get("snapshot"))
-    before = _program_totals(obj.get("snapshot_before"))
+    after = _program_totals(obj["snapshot"])
+    before = _program_totals(obj["snapshot_before"])
     run_cnt = sum(v[0] - before.get(k, (0, 0))[0] for k, v in after.items())
     run_ns = sum(v[1] - before.get(k, (0, 0))[1] for k, v in after.items())
     return run_cnt, run_ns, bool(after)
 
 
-def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def bpf_rows(bpf: list[BpfFile], comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split each hooked cell's Δ into BPF program time and mechanism time.
 
     program ns/op = (run_time_ns − floor ns/run × run_cnt) / ops, where the floor is
@@ -132,11 +101,11 @@ def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]
     the raw run_time_ns is used and said so. mechanism = Δ (timing pass) − program."""
     by_name = {c["name"]: c for c in comps}
     rows = []
-    for obj in side_files(run_dir, "bpf"):
+    for obj in bpf:
         run_cnt, run_ns, has_progs = _delta_totals(obj)
-        ops = obj.get("ops")
-        ok = isinstance(ops, (int, float)) and ops > 0 and has_progs
-        floor = obj.get("floor") if isinstance(obj.get("floor"), dict) else None
+        ops = obj["ops"]
+        ok = ops > 0 and has_progs
+        floor = obj.get("floor")
         floor_per_run = None
         if floor is not None:
             f_cnt, f_ns, f_ok = _delta_totals(floor)
@@ -154,7 +123,7 @@ def bpf_rows(run_dir: Path, comps: list[dict[str, Any]]) -> list[dict[str, Any]]
                 "workload": obj["workload"],
                 "size": obj["size"],
                 "hook": obj["hook"],
-                "programs": [str(p.get("name", "?")) for p in _programs(obj.get("snapshot"))],
+                "programs": [p.get("name", "?") for p in obj["snapshot"]["programs"]],
                 "run_cnt": run_cnt,
                 "runs_per_op": run_cnt / ops if ok else None,
                 "ns_per_run": run_ns / run_cnt if run_cnt else None,
@@ -180,24 +149,26 @@ def build_context(
 ) -> dict[str, Any]:
     alpha, margin = analysis["alpha"], analysis["margin"]
     comps, aa = analysis["comparisons"], analysis["aa"]
-    perf = sorted(perf_side_files(run_dir), key=lambda p: cell_order(p["cell"]))
+    sides = load_sides(run_dir)
+    perf: list[dict[str, Any]] = sorted(sides.perf, key=lambda p: cell_order(p["cell"]))  # type: ignore[arg-type]
     for p in perf:
         # unsupported counters have no value: listing them as 0 would be a made-up number
-        p["counter_list"] = [c for c in _counters(p.get("counters")) if c["value"] is not None]
+        p["counter_list"] = [
+            {"name": c["name"], "value": c["value"], "hardware": bool(c.get("hardware"))}
+            for c in p.get("counters") or []
+            if c.get("value") is not None
+        ]
         # the anatomy is derived here from the pass's samples (and, for a run recorded before
         # the call chains, from its sampled functions), so every report uses one taxonomy
-        p["anatomy"] = anatomy.layers(p) if p.get("counting") else p.get("anatomy")
-    calibration = read_side_json(run_dir / "calibration.json")
+        p["anatomy"] = anatomy.of_perf(p) if p.get("counting") else p.get("anatomy")
     claims = analysis.get("comparisons", [])
-    atlases = [atlas_with_overheads(a, claims) for a in side_files(run_dir, "atlas")]
-    cov = read_side_json(run_dir / "coverage.json")
-    cov = coverage_with_overheads(cov, claims) if isinstance(cov, dict) else None
+    atlases = [atlas_with_overheads(a, claims) for a in sides.atlas]  # type: ignore[arg-type]
+    cov = coverage_with_overheads(sides.coverage, claims) if sides.coverage else None  # type: ignore[arg-type]
     # one list of refusals for the atlas and the coverage tables
     notes = refusal_notes([*atlases, *([cov] if cov else [])])
-    copy = read_side_json(run_dir / "copy.json")
-    copy = copy if isinstance(copy, dict) else {}
-    copy_results = [r for r in copy.get("results") or [] if isinstance(r, dict)]
-    bpf = bpf_rows(run_dir, comps)
+    copy = sides.copy or {"results": []}
+    copy_results = copy["results"]
+    bpf = bpf_rows(sides.bpf, comps)
     figs = {
         "anatomy": figures.anatomy(perf),
         "overhead": figures.overhead_vs_size(comps, margin),
@@ -211,12 +182,12 @@ def build_context(
         "coverage": figures.coverage_heatmap(cov),
     }
     m = machine_info(manifest)
-    anatomy_rows = [p for p in perf if isinstance(p.get("anatomy"), dict)]
+    anatomy_rows = [p for p in perf if p.get("anatomy")]
     for p in anatomy_rows:
         p["anatomy_by_layer"] = {x["layer"]: x for x in p["anatomy"]["layers"]}
     counters_hw = [c["hardware"] for p in perf for c in p["counter_list"]]
     # every table lists cells by workload, then size as a number, then hook
-    keys = [k for k in ("cells", "comparisons", "aa") if isinstance(analysis.get(k), list)]
+    keys = ("cells", "comparisons", "aa")
     by_cell = {k: sorted(analysis[k], key=lambda c: cell_order(c["name"])) for k in keys}
     return {
         "title": f"readbench report — {analysis['run_id']}",
@@ -226,16 +197,17 @@ def build_context(
         "machine": m,
         "matrix": manifest.get("matrix") or {},
         "blocks": matrix_blocks(manifest.get("matrix") or {}),
-        "unavailable": [u for u in manifest.get("unavailable") or [] if isinstance(u, dict)],
-        "failed": [f for f in manifest.get("failed") or [] if isinstance(f, dict)],
-        "side_failures": [f for f in manifest.get("side_failures") or [] if isinstance(f, dict)],
-        "timing_notes": [str(n) for n in manifest.get("timing_notes") or []],
+        "unavailable": manifest.get("unavailable") or [],
+        "failed": manifest.get("failed") or [],
+        "side_failures": manifest.get("side_failures") or [],
+        "timing_notes": manifest.get("timing_notes") or [],
         "perf": perf,
         "software_counters_only": bool(counters_hw) and not any(counters_hw),
         "copy_results": copy_results,
-        "copy_skipped": [s for s in copy.get("skipped") or [] if isinstance(s, dict)],
+        "copy_skipped": copy.get("skipped") or [],
         "bpf": bpf,
-        "calibration": calibration if isinstance(calibration, dict) else None,
+        "calibration": sides.calibration,
+        "guest": sides.guest,
         "atlases": atlases,
         "refusal_notes": notes,
         "coverage": cov,
@@ -263,7 +235,7 @@ def call_paths(perf: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for p in perf:
         a = p.get("anatomy")
-        tree = anatomy.call_tree(p) if isinstance(a, dict) else None
+        tree = anatomy.call_tree(p) if a else None
         if tree is None or a is None:
             continue
         frames, height = flame.layout(tree, a["cpu_ns_per_read"])
@@ -299,10 +271,10 @@ def refusal_notes(atlases: list[dict[str, Any]]) -> list[str]:
             groups: dict[tuple[bool, int | None], list[str]] = {}
             target = str(row.get("target") or "")
             for t, v in (row.get("attach") or {}).items():
-                ok = bool(isinstance(v, dict) and v.get("available"))
+                ok = bool(v.get("available"))
                 note = None
                 if not ok:
-                    reason = str(v.get("reason") if isinstance(v, dict) else v) or "refused"
+                    reason = str(v.get("reason") or "refused")
                     if len(target) > 3:
                         reason = reason.replace(target, "‹point›")
                     note = notes.setdefault(reason, len(notes) + 1)

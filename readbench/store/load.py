@@ -12,13 +12,12 @@ import numpy as np
 import pyperf
 
 from readbench.errors import BadInput
-from readbench.model import schema
+from readbench.model import schema, sidefiles
 from readbench.model.cpuflags import KEY_FLAGS
 from readbench.model.matrix import parse_cell_name
-from readbench.model.schema import Manifest
+from readbench.model.schema import OFF_SUFFIX, Manifest
 
 NS_PER_S = 1e9
-OFF_SUFFIX = "#off"  # the hook-off arm of a paired cell (readbench.measure.paired.OFF)
 
 
 def run_alpha(manifest: Manifest) -> float:
@@ -32,7 +31,7 @@ def run_margin(manifest: Manifest) -> float:
 
 
 @dataclass
-class CellData:
+class CellSamples:
     name: str
     workload: str
     size: int
@@ -64,7 +63,7 @@ class CellData:
 class RunData:
     run_dir: Path
     manifest: Manifest
-    cells: dict[str, CellData]
+    cells: dict[str, CellSamples]
     # manifest cells without any data in suite.json (failed, unavailable, not reached)
     no_data: list[dict[str, Any]]
     # benchmark names in suite.json that the manifest does not list
@@ -84,13 +83,13 @@ def _read_json(path: Path, what: str) -> Any:
         raise BadInput(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def read_side_json(path: Path) -> Any | None:
-    """A side file (perf/, bpf/, copy.json): None when absent or unreadable, since the
-    report must still render from the suite alone."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+def read_side(path: Path, kind: str) -> Any | None:
+    """A side file checked against its type (model.sidefiles): None when absent (a run
+    without that pass); BadInput naming the file, and the field, when it is unreadable or
+    breaks its type: readbench wrote it, so a broken one is a damaged or edited run."""
+    if not path.exists():
         return None
+    return sidefiles.check(kind, _read_json(path, f"a {kind} side file"), str(path))
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def load_run(run_dir: Path) -> RunData:
             paired_orders[cell] = orders
     data = {name: [r.ns for r in runs] for name, runs in runs_of.items()}
 
-    cells: dict[str, CellData] = {}
+    cells: dict[str, CellSamples] = {}
     no_data: list[dict[str, Any]] = []
     for c in manifest["cells"]:
         name = c["name"]
@@ -187,7 +186,7 @@ def load_run(run_dir: Path) -> RunData:
             w, s, off, hook, aa = parse_cell_name(name)
         except ValueError as e:
             raise BadInput(f"{run_dir / 'manifest.json'}: {e}") from None
-        cell = CellData(
+        cell = CellSamples(
             name=name,
             workload=str(c.get("workload", w)),
             size=int(c.get("size", s)),
@@ -220,9 +219,30 @@ def load_run(run_dir: Path) -> RunData:
         except ValueError:
             unlisted.append(name)
             continue
-        cells[name] = CellData(name, w, s, off, hook, aa, "ok", "not listed in manifest", runs)
+        cells[name] = CellSamples(name, w, s, off, hook, aa, "ok", "not listed in manifest", runs)
         unlisted.append(name)
+    _refuse_mismatch(run_dir, no_data, unlisted)
     return RunData(run_dir, manifest, cells, no_data, unlisted)
+
+
+def _refuse_mismatch(run_dir: Path, no_data: list[dict[str, Any]], unlisted: list[str]) -> None:
+    """A cell the manifest says was measured must have values, and every benchmark in
+    suite.json must be a manifest cell: otherwise the two files do not describe one run
+    (a hand edit, or files from two runs), and no figure drawn from them would be true."""
+    lost = [c["name"] for c in no_data if c["status"] in schema.MEASURED_STATUSES]
+    if not (lost or unlisted):
+        return
+    said = []
+    if lost:
+        said.append(f"cells with no data in suite.json although measured: {', '.join(lost)}")
+    if unlisted:
+        said.append(f"benchmarks in suite.json that the manifest does not list: "
+                    f"{', '.join(unlisted)}")  # fmt: skip
+    raise BadInput(
+        f"{run_dir / 'manifest.json'} and suite.json do not describe one run ("
+        + "; ".join(said)
+        + "): was manifest.json edited by hand? readbench wrote both"
+    )
 
 
 def _cell_fields(name: str) -> dict[str, Any]:
@@ -234,17 +254,44 @@ def _cell_fields(name: str) -> dict[str, Any]:
 
 
 def side_files(run_dir: Path, sub: str) -> list[dict[str, Any]]:
-    """The side files of one kind (perf/, bpf/, atlas/), each with its cell's fields."""
+    """The side files of one kind (perf/, bpf/, atlas/), each checked and given its cell's
+    fields (an atlas file names a workload and size, not a cell: it has its own)."""
     out = []
-    d = run_dir / sub
-    if d.is_dir():
-        for p in sorted(d.glob("*.json")):
-            obj = read_side_json(p)
-            if isinstance(obj, dict) and isinstance(obj.get("cell"), str):
-                obj = {**obj, **_cell_fields(obj["cell"]), "_file": p.name}
-                if "workload" in obj:
-                    out.append(obj)
+    d = Path(run_dir) / sub
+    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+        obj = read_side(p, sub)
+        obj = {**obj, **_cell_fields(obj["cell"]), "_file": p.name}
+        if "workload" not in obj:
+            raise BadInput(f"{p}: field 'cell' {obj['cell']!r} names no cell of a run")
+        out.append(obj)
     return out
+
+
+@dataclass
+class RunSides:
+    """Every side file of a run directory, checked (model.sidefiles): one list per folder,
+    None for a single file the run did not write."""
+
+    perf: list[sidefiles.PerfFile]
+    bpf: list[sidefiles.BpfFile]
+    atlas: list[sidefiles.AtlasFile]
+    coverage: sidefiles.CoverageFile | None
+    copy: sidefiles.CopyFile | None
+    calibration: sidefiles.CalibrationFile | None
+    guest: sidefiles.GuestFile | None
+
+
+def load_sides(run_dir: Path) -> RunSides:
+    run_dir = Path(run_dir)
+    return RunSides(
+        perf=side_files(run_dir, "perf"),  # type: ignore[arg-type]
+        bpf=side_files(run_dir, "bpf"),  # type: ignore[arg-type]
+        atlas=side_files(run_dir, "atlas"),  # type: ignore[arg-type]
+        coverage=read_side(run_dir / "coverage.json", "coverage"),
+        copy=read_side(run_dir / "copy.json", "copy"),
+        calibration=read_side(run_dir / "calibration.json", "calibration"),
+        guest=read_side(run_dir / "guest.json", "guest"),
+    )
 
 
 def perf_side_files(run_dir: Path) -> list[dict[str, Any]]:

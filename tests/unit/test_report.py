@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from readbench.analysis import stats
-from readbench.cli import main as cli
+from readbench.cli import main
 from readbench.render import report
+from readbench.store.load import load_sides
 from tests.synthetic_runs import write_run
 
 IMG_RE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -154,23 +155,23 @@ def test_report_dir_accepts_root_or_run_dir(tmp_path: Path) -> None:
 
 def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = write_run(tmp_path / "run", sizes=(64,), processes=4)
-    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    assert main.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr()
     assert out.out.strip() == str(tmp_path / "rep" / "synthetic-run" / "index.html")
     assert "A/A false-positive rate" in out.err
 
-    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    assert main.main(["report", str(run), "--out", str(tmp_path / "rep"), "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["report"].endswith("index.html")
     assert {"cells", "comparisons", "significant", "aa_false_positive_rate"} <= set(obj)
 
 
 def test_cli_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert main.main(["report", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
     run = write_run(tmp_path / "run", sizes=(64,), processes=2)
     (run / "manifest.json").write_text("{broken")
-    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
+    assert main.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "not valid JSON" in err
 
@@ -190,7 +191,7 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     # SYNTHETIC: program body = 40 % of the 60 ns hook cost, stats floor 5 ns/run
     run = write_run(tmp_path / "run", sizes=(64,), processes=8)
     a = stats.analyze_run(run)
-    rows = {r["cell"]: r for r in report.bpf_rows(run, a["comparisons"])}
+    rows = {r["cell"]: r for r in report.bpf_rows(load_sides(run).bpf, a["comparisons"])}
     r = rows["cached/64/rawtp:sys_enter:empty"]
     assert r["floor_ns_per_run"] == pytest.approx(5.0)
     assert r["raw_program_ns"] == pytest.approx(29.0)
@@ -201,7 +202,7 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     obj = json.loads(side.read_text())
     del obj["floor"]
     side.write_text(json.dumps(obj))
-    r = {x["cell"]: x for x in report.bpf_rows(run, a["comparisons"])}[r["cell"]]
+    r = {x["cell"]: x for x in report.bpf_rows(load_sides(run).bpf, a["comparisons"])}[r["cell"]]
     assert r["floor_ns_per_run"] is None and r["program_ns"] == pytest.approx(29.0)
     assert "no floor" in report.write_report(run, tmp_path / "rep").read_text()
 
