@@ -5,10 +5,10 @@
  * program does (its "body") and what it filters on are read-only globals set by the
  * loader before load: the verifier sees them as constants and removes the branches a
  * body does not use, so an `empty` hook really is the tgid/syscall filter + return 0
- * (tests check the xlated size). readbench/hooks.py decides which programs a hook
+ * (tests check the xlated size). readbench/bpf/hookplan.py decides which programs a hook
  * needs (e.g. an `inspect` hook on an enter point pairs it with the matching exit).
  *
- * CO-RE: built against vmlinux.h generated from /sys/kernel/btf/vmlinux (bpf_build.py).
+ * CO-RE: built against vmlinux.h generated from /sys/kernel/btf/vmlinux (readbench/bpf/build.py).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>

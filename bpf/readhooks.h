@@ -1,6 +1,6 @@
 /* readhooks.h — constants shared by readhooks.bpf.c and its loader.
- * readbench/hooks.py mirrors every value below; tests/test_bpf_build.py parses this
- * file and checks the two agree. */
+ * readbench/bpf/abi.py reads every value below from this file itself, and
+ * tests/system/test_bpf_build.py checks the loader and the header agree. */
 #ifndef READHOOKS_H
 #define READHOOKS_H
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages readbench needs, only those missing (idempotent).
-#   clang, llvm       compile the BPF programs (readbench/bpf/src/*.bpf.c)
+#   clang, llvm       compile the BPF programs (bpf/*.bpf.c)
 #   libbpf-dev        libbpf headers for the BPF programs and bench/ C cross-check; libbpf1 at run time
 #   bpftool           generate vmlinux.h from /sys/kernel/btf/vmlinux, list links in tests
 #   linux-perf        perf bench mem (copy-replica cross-check), perf record (attribution check)

@@ -1,3 +1,4 @@
-"""BPF hooks on the read path: build (build.py), plan (plan.py), load/attach (attach.py), what
-the kernel permits (probe.py), the header-shared ABI (abi.py), libbpf through ctypes
-(binding.py). The programs are in src/readhooks.bpf.c."""
+"""BPF hooks on the read path, the Python side: build (build.py), how a hook attaches
+(hookplan.py), load/attach/toggle (attach.py, points.py; links.py their shared base), what the
+kernel permits (support.py) and why it refuses (refusals.py), the header-shared ABI (abi.py),
+libbpf through ctypes (binding.py). The BPF C programs are in bpf/ at the top of the tree."""

@@ -1,14 +1,14 @@
 """The constants and the structs shared with the BPF programs, read from the headers in
-readbench/bpf/src/ themselves (readhooks.h, devwait.h), so a loader cannot drift from its
-programs."""
+bpf/ themselves (readhooks.h, devwait.h), so a loader cannot drift from its programs."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent / "src"
-HEADER = SRC / "readhooks.h"
+from readbench.bpf.build import SRC_DIR
+
+HEADER = SRC_DIR / "readhooks.h"
 
 _DEFINE = re.compile(r"^#define\s+RB_([A-Z0-9_]+)\s+(0x[0-9a-fA-F]+|\d+)(?:u|ull|ul)?\b", re.M)
 _FIELD = re.compile(r"^\s*(__[us](?:8|16|32|64))\s+(\w+)\s*;", re.M)

@@ -9,8 +9,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from readbench.bpf import binding as lb
-from readbench.bpf import build
+from readbench.bpf import binding, build
 from readbench.bpf.abi import (
     CFG_FORMAT,
     COUNT_ENTER,
@@ -22,8 +21,8 @@ from readbench.bpf.abi import (
     I_SKIPPED,
     K_SYSCALL,
 )
+from readbench.bpf.hookplan import HookPlan, Side, plan_hook
 from readbench.bpf.links import NO_TGID, Attachment
-from readbench.bpf.plan import Plan, Side, plan
 from readbench.bpf.refusals import refusal
 from readbench.errors import BadInput, MissingCapability
 from readbench.kernel.tracefs import ensure_tracefs
@@ -34,7 +33,7 @@ def _object_path() -> Path:
     return build.object_path("readhooks")
 
 
-def _pack_cfg(tgid: int, p: Plan) -> bytes:
+def _pack_cfg(tgid: int, p: HookPlan) -> bytes:
     return struct.pack(
         CFG_FORMAT,
         tgid,
@@ -46,9 +45,9 @@ def _pack_cfg(tgid: int, p: Plan) -> bytes:
     )
 
 
-def _load(p: Plan, tgid: int) -> lb.Object:
+def _load(p: HookPlan, tgid: int) -> binding.Object:
     try:
-        obj = lb.Object(_object_path())
+        obj = binding.Object(_object_path())
     except OSError as e:
         raise MissingCapability(f"cannot load libbpf.so.1 or the BPF object: {e}") from e
     try:
@@ -73,7 +72,7 @@ def _load(p: Plan, tgid: int) -> lb.Object:
     return obj
 
 
-def _attach_side(obj: lb.Object, s: Side) -> lb.Link:
+def _attach_side(obj: binding.Object, s: Side) -> binding.Link:
     prog = obj.program(s.program)
     if s.how == "tp":
         cat, name = s.point.split("/")
@@ -97,7 +96,7 @@ class AttachedHook(Attachment):
         self.floor = floor
         self.workload = workload
         self.tgid = tgid
-        self._plan: Plan | None = None
+        self._plan: HookPlan | None = None
         self.notes: list[str] = []
         if spec.is_none:
             return
@@ -108,23 +107,23 @@ class AttachedHook(Attachment):
             note = ensure_tracefs()
             if note:
                 self.notes.append(note)
-        self._plan = plan(spec, workload, tgid)
+        self._plan = plan_hook(spec, workload, tgid)
         if floor:
             self._floor()
         attach_type = spec.attach
         try:
             if stats:
-                self._stats_fd = lb.enable_stats()
+                self._stats_fd = binding.enable_stats()
             self._obj = _load(self._plan, self.tgid)
             self.reattach()
-        except lb.LibbpfError as e:
+        except binding.LibbpfError as e:
             self.close()
             target = self._plan.symbol
             raise MissingCapability(f"{spec.name}: {refusal(attach_type, e, target)}") from e
         except BaseException:
             self.close()
             raise
-        self._ncpu = lb.num_possible_cpus()
+        self._ncpu = binding.num_possible_cpus()
         self._maps = {
             n: self._obj.map(n) for n in ("counts", "hist_size", "hist_lat", "istats", "hashes")
         }
@@ -208,7 +207,7 @@ class AttachedHook(Attachment):
             progs.append(
                 {
                     "name": info.name.decode(),
-                    "type": lb.PROG_TYPES.get(info.type, str(info.type)),
+                    "type": binding.PROG_TYPES.get(info.type, str(info.type)),
                     "id": info.id,
                     "role": s.role,
                     "point": s.point,
@@ -222,14 +221,14 @@ class AttachedHook(Attachment):
         snap["programs"] = progs
         return snap
 
-    def _attach(self) -> list[lb.Link]:
+    def _attach(self) -> list[binding.Link]:
         """Every side of the plan (exit first: an exit never meets a missing stash entry)."""
         assert self._obj is not None and self._plan is not None
-        links: list[lb.Link] = []
+        links: list[binding.Link] = []
         for s in self._plan.sides:
             try:
                 links.append(_attach_side(self._obj, s))
-            except lb.LibbpfError as e:
+            except binding.LibbpfError as e:
                 for link in reversed(links):
                     link.destroy()
                 attach_type = _side_attach_type(self.spec.attach, s)
@@ -252,7 +251,7 @@ def _side_attach_type(attach: str, s: Side) -> str:
     return attach
 
 
-def attach(
+def attach_hook(
     spec: HookSpec | str, *, tgid: int, workload: str, stats: bool = False, floor: bool = False
 ) -> AttachedHook:
     """Load and attach `spec` for process `tgid` running `workload`.
@@ -281,10 +280,10 @@ def verify(spec: HookSpec | str, workload: str) -> list[dict[str, Any]]:
     why = applicable(spec, workload)
     if why:
         raise BadInput(why)
-    p = plan(spec, workload, NO_TGID)
+    p = plan_hook(spec, workload, NO_TGID)
     try:
         obj = _load(p, NO_TGID)
-    except lb.LibbpfError as e:
+    except binding.LibbpfError as e:
         raise MissingCapability(f"{spec.name}: {refusal(spec.attach, e)}") from e
     try:
         out = []
@@ -294,7 +293,7 @@ def verify(spec: HookSpec | str, workload: str) -> list[dict[str, Any]]:
                 {
                     "name": s.program,
                     "role": s.role,
-                    "type": lb.PROG_TYPES.get(info.type, str(info.type)),
+                    "type": binding.PROG_TYPES.get(info.type, str(info.type)),
                     "xlated_len": info.xlated_prog_len,
                     "verified_insns": info.verified_insns,
                 }

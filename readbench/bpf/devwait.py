@@ -1,4 +1,4 @@
-"""Device wait, measured: bpf/src/devwait.bpf.c on the block tracepoints, for the bios the
+"""Device wait, measured: bpf/devwait.bpf.c on the block tracepoints, for the bios the
 measuring process queues (block_bio_queue, block_split) and their requests (block_rq_issue
 to block_rq_complete). A separate pass of its own (measure/perf_profile.py), never while
 timing.
@@ -15,12 +15,11 @@ import os
 import struct
 from typing import Any
 
-from readbench.bpf import abi, build
-from readbench.bpf import binding as lb
+from readbench.bpf import abi, binding, build
 from readbench.bpf.refusals import refusal
 from readbench.errors import MissingCapability
 
-HEADER = abi.SRC / "devwait.h"
+HEADER = build.SRC_DIR / "devwait.h"
 CFG_FIELDS = abi.struct_fields(HEADER, "dw_cfg")
 OUT_FIELDS = abi.struct_fields(HEADER, "dw_out")
 CFG_FORMAT = abi.struct_format(CFG_FIELDS)
@@ -49,9 +48,9 @@ class DeviceWait:
     def __init__(self, tgid: int | None = None) -> None:
         if os.geteuid() != 0:
             raise MissingCapability("measuring device wait attaches BPF programs: run as root")
-        self._links: list[lb.Link] = []
+        self._links: list[binding.Link] = []
         self._bss: mmap.mmap | None = None
-        self._obj = lb.Object(build.object_path("devwait"))
+        self._obj = binding.Object(build.object_path("devwait"))
         try:
             cfg = struct.pack(CFG_FORMAT, os.getpid() if tgid is None else tgid, 0)
             ro = self._obj.rodata()
@@ -60,7 +59,7 @@ class DeviceWait:
                 self._obj.load()
                 for prog, tp in PROGRAMS.items():
                     self._links.append(self._obj.program(prog).attach_raw_tracepoint(tp))
-            except lb.LibbpfError as e:
+            except binding.LibbpfError as e:
                 raise MissingCapability(f"device wait: {refusal('rawtp', e)}") from e
             # .bss through an mmap: reading it is no syscall, and `on` is written in place
             bss = self._obj.map(".bss")

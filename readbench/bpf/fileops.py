@@ -1,6 +1,6 @@
 """Which kernel functions read one open file: its `f_op->read_iter` (and `read`,
 `splice_read`, `mmap`) and its filesystem's name, read from the kernel's own `struct file`
-by bpf/src/fileops.bpf.c and symbolized through /proc/kallsyms.
+by bpf/fileops.bpf.c and symbolized through /proc/kallsyms.
 
 The atlas hooks the filesystem's real read function (ext4_file_read_iter on ext4,
 v9fs_file_read_iter on 9p, shmem_file_read_iter on tmpfs, nfs_file_read on NFS,

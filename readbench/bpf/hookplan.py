@@ -75,7 +75,7 @@ class Side:
 
 
 @dataclass
-class Plan:
+class HookPlan:
     sides: list[Side]
     kind: int
     nr: int
@@ -115,7 +115,7 @@ def _pair(spec: HookSpec, symbol: str | None, sc: str) -> dict[str, Side]:
     }
 
 
-def plan(spec: HookSpec, workload: str, tgid: int) -> Plan:
+def plan_hook(spec: HookSpec, workload: str, tgid: int) -> HookPlan:
     # a workload without a syscall gets no syscall hook (hookspec.applicable): -1 matches none
     sc = get(workload).syscall
     symbol = None
@@ -129,7 +129,7 @@ def plan(spec: HookSpec, workload: str, tgid: int) -> Plan:
             )
         kind = FUNC_KIND.get(symbol, ASM_KIND.get(symbol, K_SYSCALL))
     pair = _pair(spec, symbol, sc or "")
-    p = Plan(sides=[], kind=kind, nr=SYSCALL_NR[sc] if sc else -1, symbol=symbol)
+    p = HookPlan(sides=[], kind=kind, nr=SYSCALL_NR[sc] if sc else -1, symbol=symbol)
     named = spec.side
     use_enter = named == "enter"
     use_exit = named == "exit"

@@ -1,4 +1,4 @@
-"""The atlas's counting program (bpf/src/atlas.bpf.c) attached to any one point with any one
+"""The atlas's counting program (bpf/atlas.bpf.c) attached to any one point with any one
 attach type: `point:ATTACH:GROUP/TARGET` hooks (readbench.model.hookspec), the atlas's trials
 and firing counts. One BPF object per attachment, loaded with only the program of that attach
 type (the trampoline and tp_btf programs get their target before load). Links are fds of
@@ -14,8 +14,7 @@ import os
 import struct
 from typing import Any
 
-from readbench.bpf import binding as lb
-from readbench.bpf import build
+from readbench.bpf import binding, build
 from readbench.bpf.links import NO_TGID, Attachment
 from readbench.bpf.refusals import refusal
 from readbench.kernel.tracefs import ensure_tracefs
@@ -42,7 +41,7 @@ class PointHook(Attachment):
     """The counting program attached to one point for process `tgid`; detach()/reattach()
     toggle it (the paired worker uses this for a point's overhead), fired() reads its count.
     `gated`: count only while the u32 at gate_address() is 1 (a read loop's timed window,
-    readbench.measure.readloop.ReadLoop.set_gate). Raises lb.LibbpfError (with errno and the
+    readbench.measure.readloop.ReadLoop.set_gate). Raises binding.LibbpfError (with errno and the
     failing step) when the kernel refuses."""
 
     def __init__(
@@ -59,14 +58,14 @@ class PointHook(Attachment):
         self.attach, self.target, self.group = attach, target, group
         self.tgid = os.getpid() if tgid is None else tgid
         self._bss: mmap.mmap | None = None
-        self._obj = lb.Object(build.object_path("atlas"))
+        self._obj = binding.Object(build.object_path("atlas"))
         try:
             prog_name = PROGRAM[attach]
             for p in self._obj.programs():
                 p.set_autoload(p.name == prog_name)
             self.prog = self._obj.program(prog_name)
             if stats:
-                self._stats_fd = lb.enable_stats()
+                self._stats_fd = binding.enable_stats()
             if attach in ("fentry", "fexit", "tpbtf", "fmod_ret"):
                 self.prog.set_attach_target(target)
             # raw sys_enter/sys_exit fire for every syscall: count only `only_syscall` there
@@ -86,7 +85,7 @@ class PointHook(Attachment):
             self.close()
             raise
 
-    def _attach(self) -> list[lb.Link]:
+    def _attach(self) -> list[binding.Link]:
         assert self._obj is not None
         if self.attach == "rawtp":
             link = self.prog.attach_raw_tracepoint(self.target)
@@ -120,8 +119,9 @@ class PointHook(Attachment):
             "stats_enabled": self._stats_fd >= 0,
             "fired": self.fired(),
             "programs": [{
-                "name": info.name.decode(), "type": lb.PROG_TYPES.get(info.type, str(info.type)),
-                "id": info.id, "role": "enter", "point": self.target, "run_cnt": info.run_cnt,
+                "name": info.name.decode(),
+                "type": binding.PROG_TYPES.get(info.type, str(info.type)), "id": info.id,
+                "role": "enter", "point": self.target, "run_cnt": info.run_cnt,
                 "run_time_ns": info.run_time_ns, "recursion_misses": info.recursion_misses,
                 "xlated_len": info.xlated_prog_len, "jited_len": info.jited_prog_len,
             }],
@@ -142,5 +142,5 @@ def trial(attach: str, target: str, group: str = "") -> dict[str, Any]:
     try:
         with PointHook(attach, target, group, tgid=NO_TGID):
             return {"available": True, "reason": f"loaded and attached {attach} on {target}"}
-    except lb.LibbpfError as e:
+    except binding.LibbpfError as e:
         return {"available": False, "reason": refusal(attach, e, target)}

@@ -6,7 +6,7 @@ import errno as errno_mod
 import os
 from pathlib import Path
 
-from readbench.bpf import binding as lb
+from readbench.bpf import binding
 from readbench.kernel.ksyms import Kallsyms
 from readbench.kernel.text import open_kernel_text
 from readbench.kernel.tracefs import TRACEFS, traceable_functions
@@ -102,7 +102,7 @@ def _notrace_meaning(attach: str, err: int, target: str | None) -> str | None:
     return None
 
 
-def refusal(attach: str, e: lb.LibbpfError, target: str | None = None) -> str:
+def refusal(attach: str, e: binding.LibbpfError, target: str | None = None) -> str:
     """The kernel's refusal in words: errno, the step that failed, what it means (with
     evidence read from this kernel where the errno alone is ambiguous), libbpf's own line."""
     # libbpf's own first "failed" lines name the step; its generic advice does not help.

@@ -8,8 +8,8 @@ from functools import cache
 from typing import Any
 
 from readbench.bpf.attach import AttachedHook
+from readbench.bpf.hookplan import cpu_flags, resolve_target
 from readbench.bpf.links import NO_TGID
-from readbench.bpf.plan import cpu_flags, resolve_target
 from readbench.errors import MissingCapability
 from readbench.model.hookspec import (
     ATTACH_TYPES,
@@ -59,7 +59,7 @@ def _point_trial(attach: str, target: str, group: str) -> tuple[bool, str]:
     return bool(v["available"]), str(v["reason"])
 
 
-def probe_attach_types() -> dict[str, dict[str, Any]]:
+def attach_type_support() -> dict[str, dict[str, Any]]:
     """Try each attach type on this kernel with an empty program (cached per process)."""
     out: dict[str, dict[str, Any]] = {}
     for a in ATTACH_TYPES:
@@ -113,7 +113,7 @@ def default_hooks(workloads: list[str]) -> list[str]:
     targets that every listed workload passes (its syscall; vfs_read for functions)."""
     out = ["none"]
     syscalls = sorted({SYSCALL_OF[w] for w in workloads if w in SYSCALL_OF})
-    probe = probe_attach_types()
+    probe = attach_type_support()
     for a in ATTACH_TYPES:
         if not probe[a]["available"]:
             continue
