@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from readbench.copy import perf_bench as perfbench
+from readbench.copy import perf_bench
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="4096,65536")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    v = perfbench.validate(
+    v = perf_bench.validate(
         a.variants.split(","), [int(s) for s in a.sizes.split(",")], rounds=a.rounds
     )
     if a.json:
         json.dump(v, sys.stdout, indent=2)
         print()
     else:
-        print(perfbench.format_table(v))
+        print(perf_bench.format_table(v))
     return 0 if all(r["agree"] for r in v["results"]) else 1
 
 

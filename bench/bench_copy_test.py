@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import pytest
 
-from readbench.copy import replicas as copybench
+from readbench.copy import replicas
 
 pytest.importorskip("readbench.copy._replicas", reason="C extension not built")
 
 SIZES = [8, 64, 256, 4096, 65536]
-VARIANTS = list(copybench.VARIANTS)  # movsb movsq unrolled libc rep_movsb rma
+VARIANTS = list(replicas.VARIANTS)  # movsb movsq unrolled libc rep_movsb rma
 ROUNDS = 25
 
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_copy(benchmark, variant: str, size: int) -> None:  # type: ignore[no-untyped-def]
-    b = copybench.Buffers(size)
+    b = replicas.Buffers(size)
     b.verify(variant)
     loops = max(16, (1 << 20) // size)
     benchmark.group = f"copy {size} B"
@@ -46,7 +46,7 @@ ALIGNS = [(0, 0), (3, 5), (0, 5)]
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_misalignment_penalty(benchmark, variant: str, src: int, dst: int) -> None:  # type: ignore[no-untyped-def]
     size = 65536
-    b = copybench.Buffers(size, src, dst)
+    b = replicas.Buffers(size, src, dst)
     b.verify(variant)
     loops = 16
     benchmark.group = f"copy 64 KiB {variant}: misalignment"

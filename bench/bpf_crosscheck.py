@@ -1,7 +1,7 @@
 """Overhead of empty rawtp:sys_enter and tp:syscalls/sys_enter_pread64 on a cached pread,
 measured two independent ways, side by side:
 
-  A. readbench itself: readbench.bpf_attach.attach() around the C ReadLoop, in this process.
+  A. readbench itself: readbench.bpf.attach.attach_hook() around the C ReadLoop, in this process.
   B. bench/bpf_crosscheck.c: its own BPF programs, its own libbpf loader (skeleton), its
      own pread loop.
 
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from readbench.bpf import attach as bpf_attach
+from readbench.bpf.attach import AttachedHook, attach_hook
 from readbench.measure.readloop import ReadLoop
 from readbench.model import hookspec
 
@@ -71,7 +71,7 @@ def python_rounds(
             order = names[:]
             rng.shuffle(order)
             for h in order:
-                with bpf_attach.attach(h, tgid=os.getpid(), workload="cached"):
+                with attach_hook(h, tgid=os.getpid(), workload="cached"):
                     out[h].append(round_value(rl, loops, batches))
     return out
 
@@ -127,7 +127,7 @@ def stats_pass(
     """Program time per run from BPF_ENABLE_STATS (fd-scoped), and what stats cost.
 
     Per round and hook, in shuffled order: the hook with stats off, with stats on, and
-    its floor variant (bpf_attach.attach(floor=True): same program and attach point, the
+    its floor variant (attach_hook(floor=True): same program and attach point, the
     syscall-id filter never matches, so each run returns after one load and compare) with
     stats on; same fastest-batch estimator.
     body_ns_per_op = (run_time_ns - floor x run_cnt) / ops: the program's own time per
@@ -145,7 +145,7 @@ def stats_pass(
                 order = list(best)
                 rng.shuffle(order)
                 for mode in order:
-                    a = bpf_attach.attach(
+                    a = attach_hook(
                         h,
                         tgid=os.getpid(),
                         workload="cached",
@@ -153,7 +153,7 @@ def stats_pass(
                         floor=mode == "floor",
                     )
 
-                    def read(a: bpf_attach.AttachedHook = a) -> tuple[int, int]:
+                    def read(a: AttachedHook = a) -> tuple[int, int]:
                         p = a.snapshot()["programs"][0]
                         return p["run_cnt"], p["run_time_ns"]
 

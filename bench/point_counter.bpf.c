@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* point_counter.bpf.c — independent count of a point's firings per read() call.
  *
- * Written separately from readbench's bpf/src/ on purpose (no vmlinux.h, no shared header,
+ * Written separately from readbench's bpf/ on purpose (no vmlinux.h, no shared header,
  * no readbench loader), to cross-check the hook-point atlas's fires-per-read column.
  *
  * One generic raw tracepoint program: SEC("raw_tp") without a name, so the loader attaches it

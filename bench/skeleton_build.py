@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from readbench.bpf import build as bpf_build
+from readbench.bpf.build import cache_root, find_tool
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,12 +24,12 @@ def build(name: str, libs: tuple[str, ...] = ()) -> Path:
         + os.uname().release.encode()
         + " ".join(libs).encode()
     )
-    out = bpf_build.cache_root().parent / name.replace("_", "-") / key.hexdigest()[:16]
+    out = cache_root().parent / name.replace("_", "-") / key.hexdigest()[:16]
     exe = out / name
     if exe.exists():
         return exe
     out.mkdir(parents=True, exist_ok=True)
-    clang, bpftool = bpf_build._tool("clang"), bpf_build._tool("bpftool")
+    clang, bpftool = find_tool("clang"), find_tool("bpftool")
     obj = out / f"{name}.bpf.o"
     subprocess.run(
         [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",

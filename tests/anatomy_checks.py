@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from readbench.model import layers as L
+from readbench.model import layers
 
 # The layers a read that goes to the device must show, on-CPU and sampled.
-LOWER = (L.MAPPING, L.BLOCK, L.DRIVER)
+LOWER = (layers.MAPPING, layers.BLOCK, layers.DRIVER)
 
 
 def lower_layers(one: dict[str, Any]) -> dict[str, float]:
@@ -50,7 +50,7 @@ def lower_layers(one: dict[str, Any]) -> dict[str, float]:
     )
     paths = {p["to"]: p for p in an["paths"]}
     assert "device" in paths, f"{where}: no measured path reaches the driver: {an['paths']}"
-    assert paths["device"]["frames"][-1]["layer"] == L.DRIVER
+    assert paths["device"]["frames"][-1]["layer"] == layers.DRIVER
     out = {name: r["ns"] for name, r in rows.items()}
     out["wall − CPU"] = dw["wall_minus_cpu_ns"]
     out["device wait (measured)"] = dw["measured_ns"]

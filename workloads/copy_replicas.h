@@ -1,6 +1,6 @@
 /* copy_replicas: user-space copies of the kernel's copy-to-user strategies (x86-64).
  * Each cr_* copy has memcpy's argument order and returns nothing; sizes and branch
- * thresholds follow arch/x86/lib/copy_user_64.S (see docs/kernel-copy-paths.md §2). */
+ * thresholds follow arch/x86/lib/copy_user_64.S (see ../shared/docs/kernel-copy-paths.md §2). */
 #ifndef READBENCH_COPY_REPLICAS_H
 #define READBENCH_COPY_REPLICAS_H
 #include <stddef.h>

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from readbench.model import layers as L
+from readbench.model import layers
 
 OTHER_LISTED = 12  # functions listed for "other"
 OTHER_LIMIT = 0.10  # above this share of a read, the report lists what "other" holds
@@ -34,7 +34,7 @@ def read_stacks(perf: dict[str, Any]) -> tuple[list[tuple[tuple[str, ...], int]]
         out, harness = [], 0
         for stack, n in folded:
             frames = tuple(reversed(str(stack).split(";")))
-            if L.is_harness(frames):
+            if layers.is_harness(frames):
                 harness += int(n)
             else:
                 out.append((frames, int(n)))
@@ -77,7 +77,7 @@ def device_wait(perf: dict[str, Any], off_cpu: float) -> dict[str, Any]:
     return out
 
 
-def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
+def of_perf(perf: dict[str, Any]) -> dict[str, Any] | None:
     """Layer shares and ns per read of one perf object; None without samples or reads."""
     stacks, harness, by_chain = read_stacks(perf)
     total = sum(n for _, n in stacks)
@@ -90,24 +90,24 @@ def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
     other: Counter[str] = Counter()
     for frames, n in stacks:
         if frames[0] == "(other)":  # the leaf list's bucket of rare functions
-            layer, h = L.OTHER, "none"
+            layer, h = layers.OTHER, "none"
         else:
-            layer, h = L.classify(frames)
+            layer, h = layers.classify(frames)
         samples[layer] += n
         how[h] += n
-        if layer == L.OTHER:
+        if layer == layers.OTHER:
             other[frames[0]] += n
-    ns = {name: samples[name] / total * cpu for name in L.NAMES}
+    ns = {name: samples[name] / total * cpu for name in layers.NAMES}
     off = wall - cpu
     dw = device_wait(perf, off)
     measured = dw.get("measured_ns")
     if isinstance(measured, (int, float)):
-        ns[L.DEVICE] = min(float(measured), off)
-        ns[L.OFF_CPU] = off - ns[L.DEVICE]
+        ns[layers.DEVICE] = min(float(measured), off)
+        ns[layers.OFF_CPU] = off - ns[layers.DEVICE]
     else:
-        ns[L.OFF_CPU] = off  # nothing measured: all of wall − CPU, labelled as such
+        ns[layers.OFF_CPU] = off  # nothing measured: all of wall − CPU, labelled as such
     rows = []
-    for layer in L.LAYERS:
+    for layer in layers.LAYERS:
         row = {"layer": layer.name, "ns": ns[layer.name], "share": ns[layer.name] / wall}
         if layer.sampled:
             row["samples"] = samples[layer.name]
@@ -120,7 +120,7 @@ def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
         "by_call_chain": by_chain,
         "layers": rows,
         "classified_by": dict(how),
-        "other_share": ns[L.OTHER] / wall,
+        "other_share": ns[layers.OTHER] / wall,
         "other_functions": [
             {"name": f, "samples": n, "share_of_read": n / total * cpu / wall}
             for f, n in other.most_common(OTHER_LISTED)
@@ -138,7 +138,7 @@ def layers(perf: dict[str, Any]) -> dict[str, Any] | None:
 def _target(frames_root_first: list[str], layer: str) -> int | None:
     """Index of the innermost frame `layer` owns by name."""
     for i in range(len(frames_root_first) - 1, -1, -1):
-        if L.owner(frames_root_first[i]) == layer:
+        if layers.owner(frames_root_first[i]) == layer:
             return i
     return None
 
@@ -150,7 +150,7 @@ def paths(perf: dict[str, Any], cpu_ns: float, min_share: float = 0.01) -> list[
     sample counts once wherever the function is on its chain) as ns per read and its layer.
     A target fewer than `min_share` of the read's samples reach is left out."""
     stacks, _, _ = read_stacks(perf)
-    rooted = [(list(reversed(fr)), n) for fr, n in stacks if fr[0] != L.USER_FRAME]
+    rooted = [(list(reversed(fr)), n) for fr, n in stacks if fr[0] != layers.USER_FRAME]
     total = sum(n for _, n in stacks)
     if not total:
         return []
@@ -159,7 +159,7 @@ def paths(perf: dict[str, Any], cpu_ns: float, min_share: float = 0.01) -> list[
         for f in set(fr):
             inclusive[f] += n
     out = []
-    for name, layer in (("copy routine", L.COPY), ("device", L.DRIVER)):
+    for name, layer in (("copy routine", layers.COPY), ("device", layers.DRIVER)):
         tree: dict[str, Any] = {}
         reach = 0
         for fr, n in rooted:
@@ -181,7 +181,7 @@ def paths(perf: dict[str, Any], cpu_ns: float, min_share: float = 0.01) -> list[
             frames.append(
                 {
                     "function": f,
-                    "layer": L.function_layer(f),
+                    "layer": layers.function_layer(f),
                     "samples": inclusive[f],
                     "share": inclusive[f] / total,
                     "ns": inclusive[f] / total * cpu_ns,
@@ -205,7 +205,7 @@ def call_tree(perf: dict[str, Any]) -> dict[str, Any] | None:
         return None
     root: dict[str, Any] = {"name": "read()", "samples": 0, "self": Counter(), "kids": {}}
     for frames, n in stacks:
-        layer = L.classify(frames)[0]
+        layer = layers.classify(frames)[0]
         root["samples"] += n
         node = root
         for f in reversed(frames):
@@ -213,11 +213,11 @@ def call_tree(perf: dict[str, Any]) -> dict[str, Any] | None:
                                                "kids": {}})  # fmt: skip
             node["samples"] += n
         node["self"][layer] += n
-    return _finish(root, L.SYSCALL)
+    return _finish(root, layers.SYSCALL)
 
 
 def _finish(node: dict[str, Any], parent: str) -> dict[str, Any]:
-    layer = L.owner(node["name"])
+    layer = layers.owner(node["name"])
     if layer is None:
         layer = node["self"].most_common(1)[0][0] if node["self"] else parent
     kids = [_finish(k, layer) for k in node["kids"].values()]

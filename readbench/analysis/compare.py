@@ -44,7 +44,7 @@ from readbench.analysis.stats import (
 from readbench.errors import BadInput
 from readbench.model.schema import check_alpha
 from readbench.store.load import (
-    CellData,
+    CellSamples,
     RunData,
     load_run,
     machine_info,
@@ -203,7 +203,7 @@ def compare_runs(
     return json_clean(result)
 
 
-def _log_ratios(cell: CellData) -> np.ndarray:
+def _log_ratios(cell: CellSamples) -> np.ndarray:
     """Per-process median log(on/off) of a paired cell: the statistic the run tested."""
     return np.array([float(np.median(np.log(on / off))) for off, on in cell.pairs])
 

@@ -1,4 +1,5 @@
-"""One-sample exact statistics for paired hook overhead (design §6).
+"""Exact statistics for paired hook overhead (design §6): the one-sample signed-rank family
+across processes, and the two-sample Mann–Whitney family for unpaired cells.
 
 Inside one worker process the hook is off and on alternately; each process gives one number
 (its median paired log-ratio, or median paired ns difference). Processes are the unit of

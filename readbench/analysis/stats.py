@@ -33,8 +33,8 @@ from statsmodels.stats.weightstats import ttost_ind
 from readbench.analysis import machine_state, paired
 from readbench.analysis.headline import headlines
 from readbench.analysis.variance import decompose
-from readbench.model.schema import check_alpha, check_margin
-from readbench.store.load import OFF_SUFFIX, CellData, RunData, load_run
+from readbench.model.schema import OFF_SUFFIX, check_alpha, check_margin
+from readbench.store.load import CellSamples, RunData, load_run
 
 DEFAULT_BOOT = 2000
 POWER = paired.POWER  # the MDE is the effect the exact test detects this often
@@ -453,7 +453,7 @@ def apply_family(
 # --------------------------------------------------------------------------- run
 
 
-def baseline_of(cell: CellData, cells: dict[str, CellData]) -> CellData | None:
+def baseline_of(cell: CellSamples, cells: dict[str, CellSamples]) -> CellSamples | None:
     """`W/S/HOOK` and `W/S/none#aa` compare against `W/S/none` of the same run."""
     for other in cells.values():
         if other.key == cell.key and other.hook == "none" and not other.aa_copy:

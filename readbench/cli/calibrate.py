@@ -2,7 +2,7 @@
 the A/A sham toggle come out significant? Trials in the claims' own design (two arms, the
 run's processes and blocks, α/m for m claims; readbench.measure.calibrate measures them,
 readbench.analysis.calibration tests them), accumulated per machine
-(readbench.store.calibration)."""
+(readbench.store.calibration_history)."""
 
 from __future__ import annotations
 
@@ -76,15 +76,15 @@ def numbers_of(text: str, flag: str, lo: float, hi: float) -> list[float]:
 
 def default_design(workload: str) -> tuple[int, int, float, int]:
     """(processes, blocks, value seconds, hook claims here) of the default matrix."""
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import support
     from readbench.model import hookspec
     from readbench.model.matrix import load_matrix
 
-    m = load_matrix("default", bpf_probe.default_hooks)
+    m = load_matrix("default", support.default_hooks)
     claims = 0
     for c in m.cells():
         if c.hook != "none" and not c.aa_copy:
-            ok, _ = bpf_probe.availability(hookspec.parse(c.hook), c.workload)
+            ok, _ = support.availability(hookspec.parse(c.hook), c.workload)
             claims += ok
     pairs = m.pairs_by_workload.get(workload, m.pairs)
     return m.rounds * m.paired_processes_per_round, pairs, m.min_time, claims
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, lock: Any) -> int:
     from readbench.render.terminal import console
 
-    res = calibration(args, lock)
+    res = run_calibration(args, lock)
     if args.json:
         emit_json(res)
     else:
@@ -110,17 +110,16 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     return 0
 
 
-def calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
+def run_calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
     """`readbench calibrate`'s trials and their statistics (calibration.json), for the command
     and for a run's calibration pass: a first A/A trial predicts the MDE that sizes the
     injected effects, so measuring and analysing interleave here, above both."""
-    from readbench.analysis import calibration as cal
-    from readbench.analysis import machine_state, paired
+    from readbench.analysis import calibration, machine_state, paired
     from readbench.measure import calibrate, datafiles, machine, sysstate
     from readbench.measure.paired import sham_hook
     from readbench.model.matrix import check_workload, parse_size
     from readbench.render.terminal import console
-    from readbench.store import calibration as store
+    from readbench.store import calibration_history
 
     workload = check_workload(args.workload)
     size = parse_size(args.size, "--size")
@@ -171,15 +170,15 @@ def calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
                                      arm=arm, toggle=toggle, processes=procs, pairs=pairs,
                                      min_time=min_time, seed=s)  # fmt: skip
         state["during"].append({"trial": n_trial, **sysstate.sample(c0, sysstate.counters())})
-        return {"arm": arm, "seed": s, **cal.trial_claim(pairs_)}
+        return {"arm": arm, "seed": s, **calibration.trial_claim(pairs_)}
 
     # A first A/A trial predicts the MDE the effects are set from; it is an A/A trial too.
     trials = [trial("aa")]
-    pilot_mde = cal.predicted_mde_log(trials[0]["sd_null"], trials[0]["n"], args.alpha, m)
+    pilot_mde = calibration.predicted_mde_log(trials[0]["sd_null"], trials[0]["n"], args.alpha, m)
     if effects_pct is None:
         if pilot_mde is None:
             raise BadInput("calibrate: the first trial gives no MDE (too few processes)")
-        effects_pct = cal.effects_from_mde(pilot_mde, multiples)
+        effects_pct = calibration.effects_from_mde(pilot_mde, multiples)
         mults: list[float | None] = list(multiples)
     else:
         mults = [None] * len(effects_pct)
@@ -204,17 +203,19 @@ def calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
             console.print(f"calibration trial {len(trials)}/{total} ({arm})")
     design = {"workload": workload, "size": size, "processes": procs, "pairs": pairs,
               "min_time": min_time, "toggle": toggle}  # fmt: skip
-    ident = store.identity(probe)
+    ident = calibration_history.identity(probe)
     pooled = None
     store_path = None
     if not args.no_store:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         keep = ("arm", "p", "log_effect", "sd_null", "seed")
         recs = [{**{k: t[k] for k in keep}, "created": stamp} for t in trials]
-        p_store, allrecs = store.add(ident, design, recs)
+        p_store, allrecs = calibration_history.add(ident, design, recs)
         store_path = str(p_store)
-        pooled = cal.pool_aa(allrecs, args.alpha)
-    res = cal.summarize(trials, alpha=args.alpha, family_size=m, effects=effects, pooled_aa=pooled)
+        pooled = calibration.pool_aa(allrecs, args.alpha)
+    res = calibration.summarize(
+        trials, alpha=args.alpha, family_size=m, effects=effects, pooled_aa=pooled
+    )
     res = {
         "workload": workload,
         "size": size,
@@ -231,7 +232,7 @@ def calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
         "pilot_mde_pct": math.expm1(pilot_mde) * 100 if pilot_mde else None,
         **res,
         "system_state": {**state, "summary": machine_state.summarize(state)},
-        "machine_key": store.key(ident),
+        "machine_key": calibration_history.key(ident),
         "store": store_path,
         "trial_results": trials,
     }

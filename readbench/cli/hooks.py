@@ -28,16 +28,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def collect() -> dict[str, Any]:
-    from readbench.bpf import build as bpf_build
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import build, support
     from readbench.model import hookspec
 
     return {
-        "attach_types": bpf_probe.probe_attach_types(),
-        "catalogue": bpf_probe.catalogue(),
+        "attach_types": support.attach_type_support(),
+        "catalogue": support.catalogue(),
         "bodies": list(hookspec.BODIES),
-        "default_hooks": bpf_probe.default_hooks(list(SYSCALL_OF)),
-        "tools": bpf_build.versions(),
+        "default_hooks": support.default_hooks(list(SYSCALL_OF)),
+        "tools": build.versions(),
     }
 
 

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             from readbench.analysis import anatomy
 
             # where the read's time goes, layer by layer, and its measured call path
-            out["perf"]["anatomy"] = anatomy.layers(out["perf"])
+            out["perf"]["anatomy"] = anatomy.of_perf(out["perf"])
         if args.out:
             out["run_dir"] = str(run.path)
     finally:

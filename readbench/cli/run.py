@@ -126,7 +126,7 @@ def calibration_pass(plan: Any, lock: Any, reporter: Any) -> Any:
 
     def run_it(run: Any, manifest: dict[str, Any]) -> None:
         try:
-            res = calibrate.calibration(args, lock)
+            res = calibrate.run_calibration(args, lock)
         except ReadbenchError as e:
             runner.side_failure(manifest, "calibration", "calibrate", str(e), reporter)
             return
@@ -166,9 +166,9 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     else:
         if args.rounds is not None and args.rounds < 1:
             raise BadInput(f"--rounds {args.rounds}: must be >= 1")
-        from readbench.bpf import probe as bpf_probe
+        from readbench.bpf import support
 
-        matrix = load_matrix(args.matrix, bpf_probe.default_hooks)
+        matrix = load_matrix(args.matrix, support.default_hooks)
         matrix = matrix.narrowed(**_narrow_args(args))
         if args.rounds is not None:
             matrix.rounds = args.rounds

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from readbench.copy.replicas import Buffers
-from readbench.kernel import perf_event_open as perf_events
+from readbench.kernel import perf_event_open
 
 # our variant -> perf bench function and why they are the same job
 PAIRS: dict[str, tuple[str, str]] = {
@@ -131,7 +131,7 @@ def validate(
     # Cycles per byte as well where a cycles counter opens: it counts only while the
     # task runs, so it survives preemption on a shared machine that wall-clock GB/s
     # does not; perf bench -c counts the same way (a per-process cycles counter).
-    group = None if perf_events.force_software() else perf_events.CounterGroup("hardware")
+    group = None if perf_event_open.force_software() else perf_event_open.CounterGroup("hardware")
     if group is not None:
         group.open(["cycles"])
         if group.leader < 0:
@@ -198,7 +198,7 @@ def validate(
     }
 
 
-def _cycles(group: perf_events.CounterGroup, b: Buffers, v: str, loops: int) -> float:
+def _cycles(group: perf_event_open.CounterGroup, b: Buffers, v: str, loops: int) -> float:
     group.read()
     before = group.counters[0].value or 0
     b.time_ns(v, loops, ctl_fd=group.leader)

@@ -44,13 +44,13 @@ BUF_ALIGN = 4096
 
 def _lib() -> Any:
     try:
-        from readbench.copy import _replicas as _copyrep
+        from readbench.copy import _replicas
     except ImportError as e:
         raise MissingCapability(
             "readbench.copy._replicas is not built: run `pip install -e . --no-build-isolation` "
             f"(needs a C compiler) [{e}]"
         ) from e
-    return _copyrep
+    return _replicas
 
 
 def check_variants(names: Sequence[str]) -> list[str]:

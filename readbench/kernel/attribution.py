@@ -1,7 +1,7 @@
 """Turn kernel/user instruction-pointer samples into "share of read() time in the copy".
 
 Input is a list of samples (ip, kernel?, symbol) from any source: the in-process
-sampler (perf_events.Sampler, symbolized here with /proc/kallsyms) or `perf script`
+sampler (perf_event_open.Sampler, symbolized here with /proc/kallsyms) or `perf script`
 text (parse_perf_script). The routine model (copyroutine.predict) says whether the copy
 is a function (attribute by symbol) or an inlined `rep movsb` (attribute by the
 instruction address inside its caller, confirmed from kernel text where readable).

@@ -390,7 +390,7 @@ def text_check(
     }
 
 
-def probe(cpuid: set[str] | None = None) -> dict[str, Any]:
+def identify(cpuid: set[str] | None = None) -> dict[str, Any]:
     """predict() for the running machine, with kallsyms and (where readable) kernel-text
     checks; `cpuid`: the ERMS/FSRM bits user space sees (readbench.copy.cpuid), to report
     whether they agree with the kernel's view."""

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from readbench.model.layers import USER_FRAME as USER
+from readbench.model.layers import USER_FRAME
 
 UNKNOWN = "[unknown]"
 
@@ -81,4 +81,4 @@ class Kallsyms:
         return self.names[i]
 
     def symbolize(self, ip: int, kernel: bool) -> Symbolized:
-        return Symbolized(ip, kernel, self.lookup(ip) if kernel else USER)
+        return Symbolized(ip, kernel, self.lookup(ip) if kernel else USER_FRAME)

@@ -107,7 +107,7 @@ def coverage(
         raise MissingCapability("readbench atlas --coverage counts BPF attachments: run as root")
     b = btf.running()
     syms = ksyms.function_names()
-    routine = copyroutine.probe()
+    routine = copyroutine.identify()
     copy_sym = None if routine.get("inline") else routine.get("symbol")
     aligns = aligns or {}
     loops: dict[str, ReadLoop] = {}

@@ -185,6 +185,7 @@ def ensure(data_dir: Path, workload: str) -> Path | None:
         return None
     if path.exists() and path.stat().st_size == size:
         return path
+    data_dir.mkdir(parents=True, exist_ok=True)  # a fresh machine has no cache yet
     free = shutil.disk_usage(data_dir).free
     if free < size + 64 * MiB:
         raise BadInput(

@@ -108,10 +108,10 @@ def perf_info() -> dict[str, Any]:
     """The perf CLI (perf bench, perf record cross-checks), and whether a hardware counter
     opens through perf_event_open: the very call readbench's perf pass makes (tried, not
     guessed)."""
-    from readbench.kernel import perf_event_open as perf_events
+    from readbench.kernel import perf_event_open
 
     exe = shutil.which("perf")
-    err = perf_events.hardware_counter_error()
+    err = perf_event_open.hardware_counter_error()
     return {
         "cli": exe,
         "version": _version([exe, "--version"]) if exe else None,
@@ -137,20 +137,20 @@ def io_info(data_dir: Path | None) -> dict[str, Any]:
 
 
 def probe(data_dir: Path | None = None) -> dict[str, Any]:
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import support
 
     cpu_ = cpu_info()
     kern = kernel_info()
     virt = virtualization(cpu_["flags"])
     # predict() with kallsyms, CPUID and (where /proc/kcore or a vmlinux is readable) text checks
-    routine = copyroutine.probe(cpuid.cpuid_flags())
+    routine = copyroutine.identify(cpuid.cpuid_flags())
     return {
         "cpu": cpu_,
         "kernel": kern,
         "virtualization": virt,
         "copy_routine": routine,
         "perf": perf_info(),
-        "attach_types": bpf_probe.probe_attach_types(),
+        "attach_types": support.attach_type_support(),
         "io": io_info(data_dir),
         "root": os.geteuid() == 0,
         "python": platform.python_version(),
@@ -162,7 +162,7 @@ def tool_versions(probe: dict[str, Any] | None = None) -> dict[str, str | None]:
     import pyperf
 
     import readbench
-    from readbench.bpf import build as bpf_build
+    from readbench.bpf import build
 
     perf = probe["perf"]["version"] if probe else _version(["perf", "--version"])
     return {
@@ -171,6 +171,6 @@ def tool_versions(probe: dict[str, Any] | None = None) -> dict[str, str | None]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "perf": perf,
-        # bpf_build knows where Debian puts bpftool (/usr/sbin, often not on PATH)
-        **bpf_build.versions(),
+        # bpf.build knows where Debian puts bpftool (/usr/sbin, often not on PATH)
+        **build.versions(),
     }

@@ -36,9 +36,8 @@ import pyperf
 from readbench.errors import MeasurementError
 from readbench.measure.readloop import ReadLoop, spin_iters_for
 from readbench.measure.worker import add_cell_args, attach_hook, cell_argv, die_with_parent
-from readbench.store.load import OFF_SUFFIX, suite_pairs
+from readbench.model.schema import OFF_SUFFIX
 
-OFF = OFF_SUFFIX  # suffix of the hook-off benchmark of a paired cell
 SETTLE_FRACTION = 0.25  # settling batch after a toggle, as a fraction of a value's loops
 # The A/A arm's sham toggle: the atlas's counting program (readbench.measure.survey.PointHook)
 # attached and detached like a hook, on a point the read loop never reaches: task_rename
@@ -84,7 +83,7 @@ class Arm:
 
 
 def hook_arms() -> list[Arm]:
-    return [Arm(OFF), Arm("", hook=True)]
+    return [Arm(OFF_SUFFIX), Arm("", hook=True)]
 
 
 def parse_arms(text: str) -> list[Arm]:
@@ -95,7 +94,7 @@ def parse_arms(text: str) -> list[Arm]:
     for t in text.split(","):
         t = t.strip()
         if t == "off":
-            arms.append(Arm(OFF))
+            arms.append(Arm(OFF_SUFFIX))
         elif t == "on":
             arms.append(Arm("", hook=True))
         elif t == "aa":
@@ -117,7 +116,7 @@ def _is_pct(s: str) -> bool:
 def arms_arg(arms: list[Arm]) -> str:
     out = []
     for a in arms:
-        if a.suffix == OFF:
+        if a.suffix == OFF_SUFFIX:
             out.append("off")
         elif a.delay_pct:
             out.append(f"d{a.delay_pct:g}")
@@ -276,6 +275,10 @@ def measure(
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
         if proc.returncode != 0:
             raise MeasurementError(f"paired worker ({arm}): {proc.stderr.strip()[-500:]}")
+        # imported here, in the parent: store.load brings numpy, whose OpenBLAS thread would
+        # tax every read of a worker that imported this module (readbench_threads)
+        from readbench.store.load import suite_pairs
+
         return suite_pairs(pyperf.BenchmarkSuite.load(str(out)), name, arm_obj.suffix)
 
 

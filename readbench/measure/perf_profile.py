@@ -13,8 +13,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from readbench.kernel import copyroutine, cpu
-from readbench.kernel import perf_event_open as perf_events
+from readbench.kernel import copyroutine, cpu, perf_event_open
 from readbench.kernel.attribution import attribute
 from readbench.kernel.ksyms import USER, Kallsyms
 from readbench.kernel.perf_event_open import Sample
@@ -41,7 +40,7 @@ def _drive(loop: ReadLoop, ctl: list[int], seconds: float, on_batch: Any = None)
 
 
 def count(loop: ReadLoop, seconds: float) -> dict[str, Any]:
-    groups = perf_events.open_counters()
+    groups = perf_event_open.open_counters()
     try:
         ctl = [g.leader for g in groups if g.leader >= 0]
         tot = _drive(loop, ctl, seconds)
@@ -50,7 +49,7 @@ def count(loop: ReadLoop, seconds: float) -> dict[str, Any]:
     finally:
         for g in groups:
             g.close()
-    counters = perf_events.counter_report(groups, tot["ops"])
+    counters = perf_event_open.counter_report(groups, tot["ops"])
     by = {c["name"]: c for c in counters if c["supported"]}
     derived: dict[str, float] = {}
     if "cycles" in by and "instructions" in by:
@@ -72,7 +71,7 @@ def sample(
     """Samples of the timed loop with their kernel call chains: copy-routine attribution,
     per-function and per-layer shares, and the folded stacks (`callchains`) the anatomy,
     the flame graph and the measured path are drawn from."""
-    s = perf_events.Sampler()
+    s = perf_event_open.Sampler()
     if not s.open(callchain=True):
         return {
             "copy_fraction": None,
@@ -103,7 +102,7 @@ def sample(
         "samples": len(raw),
         "harness_samples": len(raw) - len(keep),
         "max_depth": max((len(st) for st in stacks), default=0),
-        "max_stack": perf_events.max_stack(),
+        "max_stack": perf_event_open.max_stack(),
     }
     res["sampling"] = {
         "available": True,
@@ -114,7 +113,7 @@ def sample(
         "lost": s.lost,
         "throttled": s.throttled,
         "fallback_reason": s.reason,
-        "max_sample_rate": perf_events.max_sample_rate(),
+        "max_sample_rate": perf_event_open.max_sample_rate(),
         "callchain": True,
         **tot,
     }
@@ -149,22 +148,22 @@ def chunk_sizes(loop: ReadLoop, workload: str, size: int, loops: int = 2000) -> 
     """
     import os
 
-    from readbench.bpf import attach as bpf_attach
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import support
+    from readbench.bpf.attach import attach_hook
     from readbench.errors import BadInput, MissingCapability
     from readbench.model import hookspec
 
     refusals = []
     for name in CHUNK_HOOKS:
         try:
-            ok, why = bpf_probe.availability(name, workload)
+            ok, why = support.availability(name, workload)
         except (BadInput, MissingCapability, OSError) as e:
             ok, why = False, str(e)
         if not ok:
             refusals.append(f"{name}: {why}")
             continue
         try:
-            h = bpf_attach.attach(hookspec.parse(name), tgid=os.getpid(), workload=workload)
+            h = attach_hook(hookspec.parse(name), tgid=os.getpid(), workload=workload)
         except (BadInput, MissingCapability, OSError) as e:
             refusals.append(f"{name}: {e}")
             continue
@@ -203,7 +202,7 @@ def device_wait(loop: ReadLoop, seconds: float) -> dict[str, Any]:
         dw = DeviceWait()
     except (MissingCapability, OSError) as e:
         return {"available": False, "reason": str(e), "source": SOURCE}
-    clock = perf_events.CounterGroup("software")
+    clock = perf_event_open.CounterGroup("software")
     try:
         clock.open(["task-clock"])
         ctl = [clock.leader] if clock.leader >= 0 else []

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from readbench.bpf import probe as bpf_probe
+from readbench.bpf import support
 from readbench.errors import BadInput, MeasurementError
 from readbench.measure import datafiles, machine, paired, sysstate
 from readbench.measure.paired import sham_hook
@@ -72,7 +72,7 @@ class Interrupted(Exception):
 
 
 @dataclass
-class Plan:
+class RunPlan:
     """Everything decided before the first measurement: validated cells, data files, probe."""
 
     matrix: Matrix
@@ -97,7 +97,7 @@ def plan_run(
     seed: int | None = None,
     affinity: str | None = None,
     strict_hooks: bool = False,
-) -> Plan:
+) -> RunPlan:
     """Validate the matrix and probe the machine. Raises BadInput before anything is written
     (except the data directory itself, which check_data_dir removes again on failure)."""
     # Every rule that needs no data directory first, so bad input creates nothing.
@@ -128,7 +128,7 @@ def plan_run(
         if c.hook != "none":
             key = (c.hook, c.workload)
             if key not in avail_cache:
-                avail_cache[key] = bpf_probe.availability(hookspec.parse(c.hook), c.workload)
+                avail_cache[key] = support.availability(hookspec.parse(c.hook), c.workload)
             ok, reason = avail_cache[key]
             if not ok:
                 skipped.append(
@@ -142,7 +142,7 @@ def plan_run(
         first = skipped[0]
         raise MissingCapability(f"hook {first['hook']} is not available here: {first['reason']}")
     aa_toggle, aa_why = sham_hook(probe.get("attach_types") or {}, bool(probe.get("root")))
-    return Plan(
+    return RunPlan(
         aa_toggle=aa_toggle,
         aa_toggle_why=aa_why,
         matrix=matrix,
@@ -156,7 +156,7 @@ def plan_run(
     )
 
 
-def prepare_data(plan: Plan, reporter: Reporter | None = None) -> None:
+def prepare_data(plan: RunPlan, reporter: Reporter | None = None) -> None:
     workloads = sorted({c.workload for c in plan.cells})
     # Again here: --resume reaches this without plan_run (and the mount may have changed).
     datafiles.check_workload_fs(plan.data_dir, workloads)
@@ -222,7 +222,7 @@ class ChildRunner:
         self.proc = None
 
 
-def _cell_argv(plan: Plan, cell: Cell) -> list[str]:
+def _cell_argv(plan: RunPlan, cell: Cell) -> list[str]:
     align = plan.io_align if get(cell.workload).needs_direct_io else 0
     data = plan.data_files.get(cell.workload, "")
     hook = plan.aa_toggle if cell.aa_copy else cell.hook  # an A/A cell toggles the sham
@@ -235,7 +235,7 @@ def is_paired(cell: Cell) -> bool:
 
 
 def worker_cmd(
-    plan: Plan, cell: Cell, out: Path, loops: int | None, round_no: int = 1
+    plan: RunPlan, cell: Cell, out: Path, loops: int | None, round_no: int = 1
 ) -> list[str]:
     m = plan.matrix
     if is_paired(cell):
@@ -265,7 +265,7 @@ def worker_cmd(
     return cmd
 
 
-def side_cmd(plan: Plan, cell: Cell, kind: str, seconds: float) -> list[str]:
+def side_cmd(plan: RunPlan, cell: Cell, kind: str, seconds: float) -> list[str]:
     return [
         sys.executable, "-m", "readbench.measure.sidepasses",
         "--kind", kind,
@@ -279,7 +279,7 @@ def _error_tail(text: str) -> str:
     return " | ".join(lines[-3:])[-600:] if lines else "(no output)"
 
 
-def new_manifest(plan: Plan, run: RunDir) -> schema.Manifest:
+def new_manifest(plan: RunPlan, run: RunDir) -> schema.Manifest:
     m = schema.new_manifest(
         run_id=run.path.name,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -310,7 +310,7 @@ def new_manifest(plan: Plan, run: RunDir) -> schema.Manifest:
     return m
 
 
-def plan_from_manifest(manifest: schema.Manifest) -> Plan:
+def plan_from_manifest(manifest: schema.Manifest) -> RunPlan:
     """Rebuild the plan of an interrupted run (same cells, seed, data files) for --resume."""
     from readbench.model.matrix import Block
 
@@ -322,7 +322,7 @@ def plan_from_manifest(manifest: schema.Manifest) -> Plan:
         Cell(c["workload"], c["size"], c["hook"], c["buf_offset"], c["aa_copy"])
         for c in manifest["cells"]
     ]
-    return Plan(
+    return RunPlan(
         matrix=matrix,
         cells=cells,
         skipped=manifest.get("unavailable", []),
@@ -340,7 +340,7 @@ def plan_from_manifest(manifest: schema.Manifest) -> Plan:
 
 
 def execute(
-    plan: Plan,
+    plan: RunPlan,
     run: RunDir,
     manifest: dict[str, Any],
     *,
@@ -421,7 +421,7 @@ def execute(
 
 
 def _measure_round(
-    plan: Plan,
+    plan: RunPlan,
     run: RunDir,
     child: ChildRunner,
     c: Cell,
@@ -444,7 +444,7 @@ def _measure_round(
 
 
 def _side_pass(
-    plan: Plan,
+    plan: RunPlan,
     run: RunDir,
     child: ChildRunner,
     c: Cell,
@@ -477,7 +477,7 @@ def side_failure(
     rep.say(f"{kind} pass of {cell} failed: {reason}", "warn")
 
 
-def atlas_targets(plan: Plan) -> list[tuple[str, int]]:
+def atlas_targets(plan: RunPlan) -> list[tuple[str, int]]:
     """Each hooked workload at its smallest hooked size (the atlas counts and tries points;
     the overheads come from the run's own paired cells)."""
     sizes: dict[str, int] = {}
@@ -509,7 +509,7 @@ def _json_pass(
 
 
 def _atlas(
-    plan: Plan,
+    plan: RunPlan,
     run: RunDir,
     child: ChildRunner,
     manifest: dict[str, Any],
@@ -528,7 +528,7 @@ COVERAGE_SIZE = 4096  # every read kind's rules allow it (mmap: whole pages)
 
 
 def _coverage(
-    plan: Plan, run: RunDir, child: ChildRunner, manifest: dict[str, Any], rep: Reporter
+    plan: RunPlan, run: RunDir, child: ChildRunner, manifest: dict[str, Any], rep: Reporter
 ) -> None:
     """The coverage matrix over the run's read kinds (fires per op of every point on each);
     the report costs its recommendation with the run's own paired claims."""
@@ -551,7 +551,7 @@ def _copy_sweep(run: RunDir, child: ChildRunner, manifest: dict[str, Any], rep: 
 
 
 def _finish(
-    run: RunDir, manifest: dict[str, Any], plan: Plan, failed: dict[str, str], status: str
+    run: RunDir, manifest: dict[str, Any], plan: RunPlan, failed: dict[str, str], status: str
 ) -> dict[str, Any]:
     n = run.build_suite([c.name for c in plan.cells])
     for c in manifest["cells"]:
@@ -570,14 +570,14 @@ def _finish(
     return manifest
 
 
-def start(plan: Plan, out: Path) -> tuple[RunDir, dict[str, Any]]:
+def start(plan: RunPlan, out: Path) -> tuple[RunDir, dict[str, Any]]:
     run = RunDir.create(out)
     manifest = new_manifest(plan, run)
     run.write_manifest(manifest)
     return run, manifest
 
 
-def check_resume(ref: str, out: Path) -> tuple[Plan, RunDir, dict[str, Any]]:
+def check_resume(ref: str, out: Path) -> tuple[RunPlan, RunDir, dict[str, Any]]:
     run = RunDir.open(ref, out)
     manifest = run.read_manifest()
     if manifest.get("status") == "complete":

@@ -86,13 +86,13 @@ def bpfstats_pass(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def perf_pass(args: argparse.Namespace) -> dict[str, Any]:
-    from readbench.measure import perf_profile as perfpass
+    from readbench.measure import perf_profile
 
     loop = open_loop(args)
     hook = None
     try:
         hook = attach_hook(args)
-        return perfpass.measure(
+        return perf_profile.measure(
             loop, workload=args.rb_workload, size=args.rb_size, seconds=args.seconds
         )
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from readbench.bpf import binding as lb
+from readbench.bpf import binding
 from readbench.bpf.points import FUNCTION_TYPES, PointHook, trial
 from readbench.bpf.refusals import refusal
 from readbench.errors import MissingCapability
@@ -43,7 +43,7 @@ def try_and_count(
         return {"available": False, "reason": "not root: loading BPF programs needs root"}
     try:
         c = fires_per_read(attach, target, group, loop, reads, warm=False)
-    except lb.LibbpfError as e:
+    except binding.LibbpfError as e:
         return {"available": False, "reason": refusal(attach, e, target)}
     return {"available": True, "reason": f"loaded and attached {attach} on {target}", **c}
 
@@ -188,7 +188,7 @@ def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -
         raise MissingCapability("readbench atlas tries and counts BPF attachments: run as root")
     b = btf.running()
     syms = ksyms.function_names()
-    routine = copyroutine.probe()
+    routine = copyroutine.identify()
     copy_sym = None if routine.get("inline") else routine.get("symbol")
     read_fn, read_note = _read_function(workload, data_file)
     points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)

@@ -75,10 +75,10 @@ def attach_hook(args: Any, **kw: Any) -> Any:
         tgid = NO_TGID if kw.get("floor") else None
         return PointHook(spec.attach, spec.bare_target, spec.group, tgid=tgid,
                          stats=bool(kw.get("stats")))  # fmt: skip
-    from readbench.bpf import attach as bpf_attach
+    from readbench.bpf.attach import attach_hook
     from readbench.model import hookspec
 
-    return bpf_attach.attach(
+    return attach_hook(
         hookspec.parse(args.rb_hook), tgid=os.getpid(), workload=args.rb_workload, **kw
     )
 

@@ -19,7 +19,7 @@ through helpers and unknown functions (code a layer calls is that layer's work).
 no owned frame at all, and no helper fallback, is "other".
 
 Two layers are not sampled: "device wait" is measured per read from the block tracepoints
-(bpf/src/devwait.bpf.c), and "other off-CPU time" is what is left of wall − CPU beside it.
+(bpf/devwait.bpf.c), and "other off-CPU time" is what is left of wall − CPU beside it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from readbench.model import layers as L
+from readbench.model import layers
 
 WIDTH = 1200.0  # SVG user units, about the page's width in pixels (the <svg> scales to it)
 ROW = 16
@@ -39,7 +39,8 @@ class Frame:
 
 def layer_class(layer: str) -> str:
     """The CSS class of a layer's colour (`.lyN`, N its order)."""
-    return f"ly{L.BY_NAME[layer].order if layer in L.BY_NAME else L.BY_NAME[L.OTHER].order}"
+    known = layers.BY_NAME.get(layer) or layers.BY_NAME[layers.OTHER]
+    return f"ly{known.order}"
 
 
 def layout(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from readbench.model import layers as L
+from readbench.model import layers
 from tests.anatomy_checks import lower_layers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,4 +30,4 @@ def test_lower_layers_are_sampled_and_device_wait_measured(workload: str, data_d
     ns = lower_layers(one)
     # printed for the lane's log: the anatomy layer by layer, device wait beside wall − CPU
     print(json.dumps({"cell": f"{workload}/65536", **{k: round(v) for k, v in ns.items()}}))
-    assert ns[L.DEVICE] > 0
+    assert ns[layers.DEVICE] > 0

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from readbench.measure import datafiles
-from readbench.measure import survey as atlas_probe
+from readbench.measure import datafiles, survey
 from readbench.measure.readloop import ReadLoop
 from tests.conftest import load_bench
 
@@ -25,7 +24,7 @@ def test_vfs_read_fires_once_per_read(attach: str, workload: str, data_dir: Path
     read, in readbench's atlas counter and in the independent one."""
     path = datafiles.ensure(data_dir, workload)
     with ReadLoop(workload, SIZE[workload], path) as loop:
-        c = atlas_probe.fires_per_read(attach, "vfs_read", "", loop, READS)
+        c = survey.fires_per_read(attach, "vfs_read", "", loop, READS)
     assert c["count"] == c["read_calls"] and c["per_read"] == 1.0, c
     ref = load_bench("point_counter").count(
         f"{attach}:vfs_read", workload, path, SIZE[workload], READS
@@ -41,7 +40,7 @@ def test_programs_that_can_deny_a_read_load_attach_and_count(attach: str, data_d
     target = "file_permission" if attach == "lsm" else "security_file_permission"
     path = datafiles.ensure(data_dir, "cached")
     with ReadLoop("cached", 64, path) as loop:
-        c = atlas_probe.fires_per_read(attach, target, "", loop, READS)
+        c = survey.fires_per_read(attach, target, "", loop, READS)
     assert c["count"] == c["read_calls"] == READS, c
 
 
@@ -57,9 +56,7 @@ def test_notrace_functions_are_refused_with_the_real_reason(data_dir: Path) -> N
     if not notrace:
         pytest.skip("not-on-this-kind: both copy functions are traceable on this kernel")
     with ReadLoop("cached", 64, datafiles.ensure(data_dir, "cached")) as loop:
-        trials = [
-            atlas_probe.try_and_count(a, notrace[0], "", loop, 10) for a in ("fentry", "kprobe")
-        ]
+        trials = [survey.try_and_count(a, notrace[0], "", loop, 10) for a in ("fentry", "kprobe")]
     for t in trials:
         assert not t["available"], t
         assert (

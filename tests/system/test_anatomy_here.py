@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from readbench.model import layers as L
+from readbench.model import layers
 from tests.anatomy_checks import lower_layers
 from tests.conftest import require
 
@@ -137,12 +137,12 @@ def test_every_sampled_function_lands_in_a_named_layer(root: None, data_dir: Pat
         ks = Kallsyms.fresh()
         for x in raw:
             st = _stack(ks, x)
-            if L.is_harness(st):
+            if layers.is_harness(st):
                 continue
             seen.add(st[0])
-            layer, h = L.classify(st)
+            layer, h = layers.classify(st)
             how[h] += 1
-            if layer == L.OTHER:
+            if layer == layers.OTHER:
                 lost[f"{workload}/{size}: {';'.join(reversed(st))}"] += 1
     # an address in no function kallsyms knows (a BPF program come and gone on this shared
     # machine between the sample and the read of kallsyms) is no function to place
@@ -172,13 +172,13 @@ def test_the_guest_lanes_lower_layer_check_holds_here(
     mapping, block layer and driver sampled, device wait measured, here on ext4/virtio-blk."""
     one = _one(workload, data_dir)
     ns = lower_layers(one)
-    assert ns[L.DEVICE] > 0 and ns["device wait (measured)"] > 0
+    assert ns[layers.DEVICE] > 0 and ns["device wait (measured)"] > 0
     an = one["perf"]["anatomy"]
     assert sum(x["ns"] for x in an["layers"]) == pytest.approx(an["ns_per_read"])
     # the check can fail: a read that never reached the device
     cached = json.loads(json.dumps(one))
     for x in cached["perf"]["anatomy"]["layers"]:
-        if x["layer"] == L.DRIVER:
+        if x["layer"] == layers.DRIVER:
             x["samples"], x["ns"] = 0, 0.0
     with pytest.raises(AssertionError, match="device driver"):
         lower_layers(cached)

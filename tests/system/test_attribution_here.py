@@ -50,12 +50,12 @@ def data_file() -> Path:
 def test_perf_record_agrees_with_in_process_sampler(root: None, data_file: Path) -> None:
     """`perf record` (the tool users know) on a 64 KiB cached loop, cut to the loop's time
     window with --clockid CLOCK_MONOTONIC, gives the same copy share as our sampler."""
-    from readbench.measure import perf_profile as perfpass
+    from readbench.measure import perf_profile
     from readbench.measure.readloop import ReadLoop
 
     perf = shutil.which("perf")
     require(perf is not None, "perf CLI not installed (Debian: apt-get install linux-perf)")
-    routine = copyroutine.probe()
+    routine = copyroutine.identify()
     require(not routine["inline"], "not-on-this-kind: FSRM CPU (covered by the inline tests)")
     import tempfile
 
@@ -84,7 +84,7 @@ def test_perf_record_agrees_with_in_process_sampler(root: None, data_file: Path)
     assert len(samples) > 500, "too few samples in the loop window"
     a = attribute(samples, routine)
     with ReadLoop("cached", 65536, data_file) as loop:
-        ours = perfpass.measure(loop, workload="cached", size=65536, seconds=1.0)
+        ours = perf_profile.measure(loop, workload="cached", size=65536, seconds=1.0)
     assert a["copy_symbol"] == ours["copy_symbol"] == routine["symbol"]
     assert a["copy_fraction"] > 0.4 and ours["copy_fraction"] > 0.4
     assert abs(a["copy_fraction"] - ours["copy_fraction"]) < 0.15, (a, ours["copy_fraction"])
@@ -99,14 +99,14 @@ def perf_hw() -> bool:
 @pytest.mark.needs_root
 def test_in_process_attribution_64_vs_64k(root: None, data_file: Path) -> None:
     """Cached 64 B: the copy is a small share of read(); 64 KiB: the majority."""
-    from readbench.measure import perf_profile as perfpass
+    from readbench.measure import perf_profile
     from readbench.measure.readloop import ReadLoop
 
     require(platform.machine() == "x86_64", "not-on-this-kind: x86-64 copy routines")
     res = {}
     for size in (64, 65536):
         with ReadLoop("cached", size, data_file) as loop:
-            res[size] = perfpass.measure(loop, workload="cached", size=size, seconds=1.0)
+            res[size] = perf_profile.measure(loop, workload="cached", size=size, seconds=1.0)
     small, big = res[64], res[65536]
     for r in (small, big):
         assert r["sampling"]["available"] and r["samples"]["total"] > 300

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from readbench.bpf import abi
-from readbench.bpf import build as bpf_build
+from readbench.bpf import abi, build
 from readbench.errors import MissingCapability
 from tests.conftest import require
 
-HEADER = bpf_build.SRC_DIR / "readhooks.h"
+HEADER = build.SRC_DIR / "readhooks.h"
 
 
 def _defines() -> dict[str, int]:
@@ -80,27 +79,27 @@ def _only_tools(tmp_path: Path, monkeypatch, *tools: str) -> None:  # type: igno
         require(real is not None, f"{t} not installed (apt-get install {t})")
         (only / t).symlink_to(real)
     monkeypatch.setenv("PATH", str(only))
-    monkeypatch.setattr(bpf_build, "EXTRA_TOOL_DIRS", "")
+    monkeypatch.setattr(build, "EXTRA_TOOL_DIRS", "")
     monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bpf_build, "_built", {})
+    monkeypatch.setattr(build, "_built", {})
 
 
 def test_missing_clang_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _only_tools(tmp_path, monkeypatch)
     with pytest.raises(MissingCapability, match=r"`clang`.*apt-get install clang"):
-        bpf_build.object_path()
+        build.object_path()
 
 
 def test_missing_bpftool_names_tool_and_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _only_tools(tmp_path, monkeypatch, "clang")
     with pytest.raises(MissingCapability, match=r"`bpftool`.*apt-get install bpftool"):
-        bpf_build.object_path()
+        build.object_path()
 
 
 def test_real_build_into_fresh_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("READBENCH_BPF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bpf_build, "_built", {})
-    obj = bpf_build.object_path()
+    monkeypatch.setattr(build, "_built", {})
+    obj = build.object_path()
     assert obj.is_relative_to(tmp_path / "cache" / os.uname().release)
     head = obj.read_bytes()[:20]
     assert head[:4] == b"\x7fELF"
@@ -108,8 +107,8 @@ def test_real_build_into_fresh_cache(tmp_path: Path, monkeypatch) -> None:  # ty
     assert (obj.parent / "vmlinux.h").stat().st_size > 100_000
     # second call reuses, no rebuild
     mtime = obj.stat().st_mtime_ns
-    monkeypatch.setattr(bpf_build, "_built", {})
-    assert bpf_build.object_path() == obj
+    monkeypatch.setattr(build, "_built", {})
+    assert build.object_path() == obj
     assert obj.stat().st_mtime_ns == mtime
 
 
@@ -120,8 +119,8 @@ def test_read_only_cache_names_the_directory_and_the_way_out(tmp_path: Path, mon
     ro.mkdir()
     ro.chmod(0o500)
     monkeypatch.setenv("READBENCH_BPF_CACHE", str(ro / "cache"))
-    monkeypatch.setattr(bpf_build, "_built", {})
+    monkeypatch.setattr(build, "_built", {})
     if os.geteuid() == 0:  # root writes through 0500: use a read-only bind instead
         monkeypatch.setenv("READBENCH_BPF_CACHE", "/proc/readbench-bpf-cache")
     with pytest.raises(MissingCapability, match=r"not writable.*READBENCH_BPF_CACHE"):
-        bpf_build.object_path()
+        build.object_path()

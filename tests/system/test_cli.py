@@ -98,9 +98,9 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
 
 def test_missing_capability_exit_3(tmp_path: Path) -> None:
     """A hook the kernel refuses: `one` exits 3 and says which capability and why."""
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import support
 
-    refused = [t for t, a in bpf_probe.probe_attach_types().items() if not a["available"]]
+    refused = [t for t, a in support.attach_type_support().items() if not a["available"]]
     require(bool(refused), "not-on-this-kind: every attach type is available on this kernel")
     t = refused[0]
     hook = {"fentry": "fentry:vfs_read", "fexit": "fexit:vfs_read", "kprobe": "kprobe:vfs_read",
@@ -230,9 +230,9 @@ def test_run_json_and_pyperf_compat(tmp_path: Path) -> None:
 def test_run_with_count_hooks_counts_every_read(root: None, tmp_path: Path) -> None:
     """Through the whole runner: each hooked cell's BPF-stats pass reads its `count` body,
     which must equal the read calls the C loop made (pipe included: top-up reads count)."""
-    from readbench.bpf import probe as bpf_probe
+    from readbench.bpf import support
 
-    avail = bpf_probe.probe_attach_types()
+    avail = support.attach_type_support()
     require(avail["rawtp"]["available"], f"rawtp unavailable: {avail['rawtp']['reason']}")
     require(avail["tp"]["available"], f"tp unavailable: {avail['tp']['reason']}")
     r = rb("run", "--workloads", "cached,pipe", "--sizes", "64",

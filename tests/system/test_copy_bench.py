@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from readbench.copy import perf_bench as perfbench
-from readbench.copy import replicas as copybench
+from readbench.copy import perf_bench, replicas
 from readbench.errors import BadInput
 from tests.conftest import require
 
@@ -23,7 +22,7 @@ QUICK = {"rounds": 1, "processes": 1, "values": 2, "min_time": 0.002}
 
 def test_sweep_shape_and_consistency(tmp_path: Path) -> None:
     suite = tmp_path / "suite.json"
-    res = copybench.sweep([8, 65536], ["movsb", "libc"], 3, 5, json_out=suite, seed=1, **QUICK)
+    res = replicas.sweep([8, 65536], ["movsb", "libc"], 3, 5, json_out=suite, seed=1, **QUICK)
     assert [(r["variant"], r["size"]) for r in res] == [
         ("movsb", 8),
         ("libc", 8),
@@ -40,7 +39,7 @@ def test_sweep_shape_and_consistency(tmp_path: Path) -> None:
     import pyperf
 
     names = {b.get_name() for b in pyperf.BenchmarkSuite.load(str(suite)).get_benchmarks()}
-    assert copybench.bench_name("libc", 65536, 3, 5) in names
+    assert replicas.bench_name("libc", 65536, 3, 5) in names
     # How many bytes per ns a misaligned copy moves depends on the CPU and the routine (glibc
     # takes rep movsb at 64 KiB, and a misaligned rep movsb crawls on some CPUs: 1.87 GB/s
     # against 3.57 GB/s at 8 B on an AMD EPYC): a finding, measured by the benchmark
@@ -53,15 +52,15 @@ def test_sweep_shape_and_consistency(tmp_path: Path) -> None:
 
 def test_sweep_rejects_bad_input() -> None:
     with pytest.raises(BadInput, match="unknown nope"):
-        copybench.sweep([64], ["nope"], **QUICK)
+        replicas.sweep([64], ["nope"], **QUICK)
     with pytest.raises(BadInput, match=r"0\.\.4095"):
-        copybench.sweep([64], ["libc"], 5000, **QUICK)
+        replicas.sweep([64], ["libc"], 5000, **QUICK)
     with pytest.raises(BadInput, match="positive"):
-        copybench.sweep([0], ["libc"], **QUICK)
+        replicas.sweep([0], ["libc"], **QUICK)
 
 
 def test_buffers_verify_catches_a_wrong_copy() -> None:
-    b = copybench.Buffers(300, 1, 2)
+    b = replicas.Buffers(300, 1, 2)
     b.verify("unrolled")
     b.expected = b.expected[:-1] + bytes([b.expected[-1] ^ 1])
     from readbench.errors import MeasurementError
@@ -119,7 +118,7 @@ def test_cli_copy_bad_input_exits_2() -> None:
 def test_perf_bench_function_listing() -> None:
     perf = shutil.which("perf")
     require(perf is not None, "perf CLI not installed (Debian: apt-get install linux-perf)")
-    offered, version = perfbench.available_functions(perf)
+    offered, version = perf_bench.available_functions(perf)
     assert "default" in offered and version.startswith("perf version")
     # Every x86-64 perf since 4.x lists at least these two.
     assert {"x86-64-unrolled", "x86-64-movsq"} <= set(offered)
@@ -127,16 +126,16 @@ def test_perf_bench_function_listing() -> None:
 
 def test_perf_bench_cross_check_runs_and_reports_skips(monkeypatch: pytest.MonkeyPatch) -> None:
     require(shutil.which("perf") is not None, "perf CLI not installed")
-    v = perfbench.validate(["movsq", "rma"], sizes=[4096], rounds=1)
+    v = perf_bench.validate(["movsq", "rma"], sizes=[4096], rounds=1)
     assert [s["variant"] for s in v["skipped"]] == ["rma"]
     (r,) = v["results"]
     assert r["perf_function"] == "x86-64-movsq" and r["ours_gbps"] > 0 and r["perf_gbps"] > 0
     assert r["ratio"] == pytest.approx(r["ours_gbps"] / r["perf_gbps"])
     # A perf that does not list a function (newer perf dropped x86-64-movsb) -> skipped.
     monkeypatch.setattr(
-        perfbench, "available_functions", lambda perf=None: (["default"], "perf version 6.18")
+        perf_bench, "available_functions", lambda perf=None: (["default"], "perf version 6.18")
     )
-    v2 = perfbench.validate(["movsb", "libc"], sizes=[4096], rounds=1)
+    v2 = perf_bench.validate(["movsb", "libc"], sizes=[4096], rounds=1)
     assert [s["variant"] for s in v2["skipped"]] == ["movsb"]
     assert "does not offer x86-64-movsb" in v2["skipped"][0]["reason"]
     assert [r["variant"] for r in v2["results"]] == ["libc"]
@@ -144,14 +143,14 @@ def test_perf_bench_cross_check_runs_and_reports_skips(monkeypatch: pytest.Monke
 
 def test_perf_buffer_layout() -> None:
     """perf 6.1 mallocs dst then src (src = dst + size + 16); perf with --page mmaps both."""
-    assert perfbench.layout_aligns("malloc", 4096) == (16, 0)
-    assert perfbench.layout_aligns("malloc", 65536) == (16, 0)
-    assert perfbench.layout_aligns("malloc", 100) == (116, 0)
-    assert perfbench.layout_aligns("mmap", 4096) == (0, 0)
+    assert perf_bench.layout_aligns("malloc", 4096) == (16, 0)
+    assert perf_bench.layout_aligns("malloc", 65536) == (16, 0)
+    assert perf_bench.layout_aligns("malloc", 100) == (116, 0)
+    assert perf_bench.layout_aligns("mmap", 4096) == (0, 0)
     perf = shutil.which("perf")
     require(perf is not None, "perf CLI not installed")
-    layout, why = perfbench.buffer_layout(perf)
+    layout, why = perf_bench.buffer_layout(perf)
     assert layout in ("malloc", "mmap") and why
-    _, version = perfbench.available_functions(perf)
+    _, version = perf_bench.available_functions(perf)
     if version.startswith("perf version 6.1."):
         assert layout == "malloc"

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from readbench.copy import replicas as copybench
+from readbench.copy import replicas
 
 cffi_mod = pytest.importorskip("readbench.copy._replicas", reason="C extension not built")
 ffi, lib = cffi_mod.ffi, cffi_mod.lib
@@ -37,9 +37,9 @@ def copy_once(variant: int, data: bytes, src_align: int, dst_align: int) -> byte
     return bytes(ffi.buffer(dst_raw, len(dst_raw))), dbase + PAD + dst_align
 
 
-@pytest.mark.parametrize("variant", sorted(copybench.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(replicas.VARIANTS))
 def test_byte_exact_all_sizes_sampled_alignments(variant: str) -> None:
-    vid = copybench.VARIANTS[variant]
+    vid = replicas.VARIANTS[variant]
     rng = random.Random(f"replica-{variant}")
     for n in range(0, 301):
         pairs = {(0, 0), (63, 63), (1, 7), (7, 1)}
@@ -57,10 +57,10 @@ def test_byte_exact_all_sizes_sampled_alignments(variant: str) -> None:
             )
 
 
-@pytest.mark.parametrize("variant", sorted(copybench.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(replicas.VARIANTS))
 def test_byte_exact_all_misalignments_around_thresholds(variant: str) -> None:
     """Every src/dst misalignment 0..63 at the sizes where the paths switch."""
-    vid = copybench.VARIANTS[variant]
+    vid = replicas.VARIANTS[variant]
     rng = random.Random(7)
     for n in (7, 8, 63, 64, 65, 129):
         data = rng.randbytes(n)
@@ -71,11 +71,11 @@ def test_byte_exact_all_misalignments_around_thresholds(variant: str) -> None:
                 assert out[start - 1] == GUARD and out[start + n] == GUARD
 
 
-@pytest.mark.parametrize("variant", sorted(copybench.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(replicas.VARIANTS))
 @pytest.mark.parametrize("n", [4096, 65536 + 13])
 def test_byte_exact_large(variant: str, n: int) -> None:
     data = random.Random(n).randbytes(n)
-    out, start = copy_once(copybench.VARIANTS[variant], data, 5, 3)
+    out, start = copy_once(replicas.VARIANTS[variant], data, 5, 3)
     assert out[start : start + n] == data
     assert out[start - 1] == GUARD and out[start + n] == GUARD
 

@@ -9,14 +9,13 @@ import platform
 import pytest
 
 from readbench.copy.cpuid import cpuid_flags
-from readbench.kernel import copyroutine as cr
-from readbench.kernel import ksyms
+from readbench.kernel import copyroutine, ksyms
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="not-on-this-kind: x86-64 only")
 def test_this_machine_prediction_matches_kallsyms() -> None:
     """The running kernel's symbols agree with what the model predicts for its flags."""
-    p = cr.probe(cpuid_flags())
+    p = copyroutine.identify(cpuid_flags())
     assert p["kallsyms_check"]["status"] == "consistent", p["kallsyms_check"]
     ids = cpuid_flags()
     assert ids is not None and ids <= {"erms", "fsrm"}
@@ -26,7 +25,7 @@ def test_this_machine_prediction_matches_kallsyms() -> None:
 
 
 def test_probe_reports_text_check() -> None:
-    t = cr.probe()["text_check"]
+    t = copyroutine.identify()["text_check"]
     if not os.path.exists("/proc/kcore"):
         assert t["status"] in ("unreadable", "unchecked") and t.get("reason")
     else:

@@ -88,7 +88,7 @@ def test_cached_workloads_allowed_on_tmpfs(shm_dir: Path, workload: str) -> None
 
 def test_resume_path_refuses_tmpfs(shm_dir: Path) -> None:
     """--resume goes straight to prepare_data: the refusal is repeated there, before ensure()."""
-    plan = runner.Plan(
+    plan = runner.RunPlan(
         matrix=_matrix("uncached"),
         cells=[Cell("uncached", 4096, "none", 0, False)],
         skipped=[],

@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from readbench.bpf import abi
-from readbench.bpf import attach as bpf_attach
-from readbench.bpf import plan as bpf_plan
-from readbench.bpf import probe as bpf_probe
+from readbench.bpf import abi, hookplan, support
+from readbench.bpf.attach import attach_hook, verify
 from readbench.errors import BadInput, MissingCapability
 from readbench.measure.readloop import SYSCALL_OF, ReadLoop
 from readbench.model import hookspec
@@ -46,7 +44,7 @@ def data_file(data_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def probe() -> dict:
     require(os.geteuid() == 0, "needs root (BPF)")
-    return bpf_probe.probe_attach_types()
+    return support.attach_type_support()
 
 
 def need(probe: dict, attach: str) -> None:
@@ -61,110 +59,45 @@ def sc(workload: str) -> str:
     return SYSCALL_OF[workload]
 
 
-# ---- names -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "name"),
-    [
-        ("none", "none"),
-        ("rawtp:sys_enter", "rawtp:sys_enter:empty"),
-        ("rawtp:sys_exit:count", "rawtp:sys_exit:count"),
-        ("tp:syscalls/sys_enter_pread64", "tp:syscalls/sys_enter_pread64:empty"),
-        ("tp:syscalls/sys_exit_read:inspect", "tp:syscalls/sys_exit_read:inspect"),
-        ("tpbtf:sys_exit:inspect", "tpbtf:sys_exit:inspect"),
-        ("fentry:vfs_read", "fentry:vfs_read:empty"),
-        ("fexit:_copy_to_iter:hist", "fexit:_copy_to_iter:hist"),
-        ("kprobe:filemap_read", "kprobe:filemap_read:empty"),
-        ("kretprobe:rep_movs_alternative:inspect", "kretprobe:rep_movs_alternative:inspect"),
-        ("fentry:pipe_read", "fentry:pipe_read:empty"),
-    ],
-)
-def test_parse_canonical_names(text: str, name: str) -> None:
-    spec = hookspec.parse(text)
-    assert spec.name == name
-    assert spec.is_none == (name == "none")
-    assert hookspec.parse(spec.name) == spec
-
-
-@pytest.mark.parametrize(
-    ("text", "rule"),
-    [
-        ("", "expected 'none' or ATTACH:TARGET"),
-        ("rawtp", "expected 'none' or ATTACH:TARGET"),
-        ("rawtp:sys_enter:count:x", "expected 'none' or ATTACH:TARGET"),
-        ("rawtp::count", "expected 'none' or ATTACH:TARGET"),
-        ("uprobe:vfs_read", "unknown attach type 'uprobe'"),
-        ("rawtp:sys_enter:sum", "unknown body 'sum'"),
-        ("rawtp:sched_switch", "rawtp target must be sys_enter or sys_exit"),
-        ("tp:syscalls/sys_enter_write", "classic tracepoint target must be one of"),
-        ("tp:sys_enter_pread64", "classic tracepoint target must be one of"),
-        ("fentry:rep_movs_alternative", "assembly routine without BTF"),
-        ("fexit:do_sys_open", "fexit target must be one of"),
-        ("kprobe:memcpy", "kprobe target must be one of"),
-        ("None", "expected 'none' or ATTACH:TARGET"),
-    ],
-)
-def test_parse_rejects_with_input_and_rule(text: str, rule: str) -> None:
-    with pytest.raises(BadInput) as ei:
-        hookspec.parse(text)
-    msg = str(ei.value)
-    assert repr(text) in msg
-    assert rule in msg
-
-
-def test_sides_and_companions() -> None:
-    assert hookspec.parse("rawtp:sys_enter").side == "enter"
-    assert hookspec.parse("tpbtf:sys_exit").side == "exit"
-    assert hookspec.parse("tp:syscalls/sys_exit_read").side == "exit"
-    assert hookspec.parse("fexit:vfs_read").side == "exit"
-    assert hookspec.parse("kprobe:vfs_read").side == "enter"
-    assert hookspec.companion_type(hookspec.parse("fentry:vfs_read:inspect")) == "fexit"
-    assert hookspec.companion_type(hookspec.parse("kretprobe:vfs_read:hist")) == "kprobe"
-    assert hookspec.companion_type(hookspec.parse("fexit:vfs_read:inspect")) is None
-    assert hookspec.companion_type(hookspec.parse("tp:syscalls/sys_exit_read:inspect")) == "tp"
-    assert hookspec.companion_type(hookspec.parse("rawtp:sys_enter:count")) is None
-
-
-# ---- applicability (no kernel needed) ---------------------------------------------
+# ---- applicability (kallsyms: the running kernel's functions) -------------------------
 
 
 def test_tracepoint_of_other_syscall_is_not_applicable() -> None:
-    ok, why = bpf_probe.availability("tp:syscalls/sys_enter_pread64", "pipe")
+    ok, why = support.availability("tp:syscalls/sys_enter_pread64", "pipe")
     assert not ok and why.startswith(hookspec.NOT_APPLICABLE)
     assert "pread64" in why and "read()" in why and "sys_enter_read" in why
 
 
 def test_function_off_the_workload_path_is_not_applicable() -> None:
-    ok, why = bpf_probe.availability("fentry:filemap_read", "pipe")
+    ok, why = support.availability("fentry:filemap_read", "pipe")
     assert not ok and "not on the pipe read path" in why
     assert why.startswith(hookspec.NOT_APPLICABLE)
-    ok, why = bpf_probe.availability("kprobe:_copy_to_iter", "direct")
+    ok, why = support.availability("kprobe:_copy_to_iter", "direct")
     assert not ok and "not on the direct read path" in why
 
 
 def test_attach_rejects_inapplicable_hook_as_bad_input() -> None:
     with pytest.raises(BadInput, match="traces pread64"):
-        bpf_attach.attach("tp:syscalls/sys_enter_pread64", tgid=os.getpid(), workload="pipe")
+        attach_hook("tp:syscalls/sys_enter_pread64", tgid=os.getpid(), workload="pipe")
 
 
 def test_pre_6_4_copy_routines_resolved_against_kallsyms() -> None:
-    syms = bpf_plan.kernel_functions()
+    syms = hookplan.kernel_functions()
     for name in hookspec.PRE64_ROUTINES:
-        ok, why = bpf_probe.availability(f"kprobe:{name}", "cached")
+        ok, why = support.availability(f"kprobe:{name}", "cached")
         if name not in syms:
             assert not ok and "no function" in why and name in why
     # pipe_read / anon_pipe_read: whichever this kernel has
-    resolved = bpf_plan.resolve_target("pipe_read")
+    resolved = hookplan.resolve_target("pipe_read")
     assert resolved in (*hookspec.PIPE_READ_NAMES, None)
     if resolved is not None:
         assert resolved in syms
-    assert bpf_plan.resolve_target("pipe_read") == bpf_plan.resolve_target("anon_pipe_read")
+    assert hookplan.resolve_target("pipe_read") == hookplan.resolve_target("anon_pipe_read")
 
 
 def test_none_is_always_available_and_attaches_nothing() -> None:
-    assert bpf_probe.availability("none", "cached") == (True, "no hook")
-    with bpf_attach.attach("none", tgid=os.getpid(), workload="cached") as h:
+    assert support.availability("none", "cached") == (True, "no hook")
+    with attach_hook("none", tgid=os.getpid(), workload="cached") as h:
         snap = h.snapshot()
     assert snap["hook"] == "none" and snap["programs"] == []
 
@@ -183,8 +116,8 @@ def test_probe_reports_every_attach_type(probe: dict) -> None:
             if "EPERM" in r["reason"] and os.geteuid() == 0:
                 # root holds the capabilities, so they must not be named as the cause
                 assert "needs CAP_BPF" not in r["reason"], r["reason"]
-    assert bpf_probe.probe_attach_types() is not probe  # fresh dict, cached trials
-    assert bpf_probe.probe_attach_types() == probe
+    assert support.attach_type_support() is not probe  # fresh dict, cached trials
+    assert support.attach_type_support() == probe
 
 
 @pytest.mark.parametrize("attach", ["fentry", "fexit", "kprobe", "kretprobe"])
@@ -197,16 +130,16 @@ def test_function_hooks_refused_or_counted(attach: str, probe: dict, data_file: 
         m = __import__("re").search(r"errno (\d+) (E[A-Z]+) \(", reason)
         assert m, reason
         assert errno.errorcode[int(m.group(1))] == m.group(2)
-        ok, why = bpf_probe.availability(spec, "cached")
+        ok, why = support.availability(spec, "cached")
         assert not ok and f"errno {m.group(1)} {m.group(2)}" in why
         with pytest.raises(MissingCapability, match=f"errno {m.group(1)} {m.group(2)}") as ei:
-            bpf_attach.attach(spec, tgid=os.getpid(), workload="cached")
+            attach_hook(spec, tgid=os.getpid(), workload="cached")
         assert ei.value.exit_code == 3
-        assert hookspec.parse(spec).name not in bpf_probe.default_hooks(["cached"])
+        assert hookspec.parse(spec).name not in support.default_hooks(["cached"])
         return
     with (
         loop_for("cached", 64, data_file) as rl,
-        bpf_attach.attach(spec, tgid=os.getpid(), workload="cached") as h,
+        attach_hook(spec, tgid=os.getpid(), workload="cached") as h,
     ):
         before = h.snapshot()["count"]
         r = rl.run(LOOPS)
@@ -232,7 +165,7 @@ def test_count_equals_syscalls(
     need(probe, attach)
     with loop_for(workload, size, data_file) as rl:
         for base in _hooks_for(workload, attach):
-            with bpf_attach.attach(f"{base}:count", tgid=os.getpid(), workload=workload) as h:
+            with attach_hook(f"{base}:count", tgid=os.getpid(), workload=workload) as h:
                 c0 = h.snapshot()["count"]
                 r = rl.run(LOOPS)
                 c1 = h.snapshot()["count"]
@@ -251,7 +184,7 @@ def test_hist_buckets_match_requested_size(
     bucket = size.bit_length() - 1
     with loop_for(workload, size, data_file) as rl:
         enter, exit_ = _hooks_for(workload, attach)
-        with bpf_attach.attach(f"{enter}:hist", tgid=os.getpid(), workload=workload) as h:
+        with attach_hook(f"{enter}:hist", tgid=os.getpid(), workload=workload) as h:
             b0 = {x["bucket"]: x["count"] for x in h.snapshot()["hist_size"]}
             r = rl.run(LOOPS)
             snap = h.snapshot()
@@ -265,7 +198,7 @@ def test_hist_buckets_match_requested_size(
         assert len(snap["programs"]) == 1
 
         # named exit: an enter companion records size and time, the exit the latency
-        with bpf_attach.attach(f"{exit_}:hist", tgid=os.getpid(), workload=workload) as h:
+        with attach_hook(f"{exit_}:hist", tgid=os.getpid(), workload=workload) as h:
             s0 = h.snapshot()
             r = rl.run(LOOPS)
             s1 = h.snapshot()
@@ -304,7 +237,7 @@ def test_inspect_hashes_what_was_read(
     # a fresh loop: the stream starts at offset 0, so expected chunks are known
     with (
         loop_for(workload, size, data_file) as rl,
-        bpf_attach.attach(spec, tgid=os.getpid(), workload=workload) as h,
+        attach_hook(spec, tgid=os.getpid(), workload=workload) as h,
     ):
         s0 = h.snapshot()["inspect"]
         r = rl.run(LOOPS)
@@ -336,7 +269,7 @@ def test_empty_body_is_just_the_filter(attach: str, probe: dict, data_file: Path
     sizes = {}
     with loop_for("cached", 64, data_file) as rl:
         for body in hookspec.BODIES:
-            with bpf_attach.attach(f"{name}:{body}", tgid=os.getpid(), workload="cached") as h:
+            with attach_hook(f"{name}:{body}", tgid=os.getpid(), workload="cached") as h:
                 rl.run(1000)
                 snap = h.snapshot()
             enter = [p for p in snap["programs"] if p["role"] == "enter"]
@@ -361,7 +294,7 @@ def test_stats_pass_counts_runs_and_is_fd_scoped(probe: dict, data_file: Path) -
 
     base = stats_fds()
     with loop_for("cached", 64, data_file) as rl:
-        with bpf_attach.attach(
+        with attach_hook(
             "rawtp:sys_enter:count", tgid=os.getpid(), workload="cached", stats=True
         ) as h:
             assert stats_fds() == base + 1
@@ -384,7 +317,7 @@ def test_other_process_is_filtered_out(probe: dict, data_file: Path) -> None:
     need(probe, "rawtp")
     with (
         loop_for("cached", 64, data_file) as rl,
-        bpf_attach.attach("rawtp:sys_enter:count", tgid=1, workload="cached") as h,
+        attach_hook("rawtp:sys_enter:count", tgid=1, workload="cached") as h,
     ):
         before = h.snapshot()["count"]
         rl.run(LOOPS)
@@ -394,7 +327,7 @@ def test_other_process_is_filtered_out(probe: dict, data_file: Path) -> None:
 
 def test_default_hooks(probe: dict) -> None:
     ws = ["cached", "pipe"]
-    d = bpf_probe.default_hooks(ws)
+    d = support.default_hooks(ws)
     assert d[0] == "none"
     assert len(d) == len(set(d))
     for name in d[1:]:
@@ -402,7 +335,7 @@ def test_default_hooks(probe: dict) -> None:
         assert spec.name == name
         assert spec.body in ("empty", "inspect")
         assert probe[spec.attach]["available"]
-        assert any(bpf_probe.availability(spec, w)[0] for w in ws)
+        assert any(support.availability(spec, w)[0] for w in ws)
     for a in hookspec.ATTACH_TYPES:
         has = any(n.startswith(a + ":") for n in d)
         assert has == probe[a]["available"], a
@@ -412,7 +345,7 @@ def test_default_hooks(probe: dict) -> None:
 
 
 def test_catalogue_lists_every_point_with_reason(probe: dict) -> None:
-    rows = bpf_probe.catalogue()
+    rows = support.catalogue()
     names = {r["hook"] for r in rows}
     assert "rawtp:sys_enter" in names and "kprobe:rep_movs_alternative" in names
     for r in rows:
@@ -425,12 +358,8 @@ def test_catalogue_lists_every_point_with_reason(probe: dict) -> None:
 
 CHILD = """
 import json, os, sys, time
-from readbench.bpf import abi
-from readbench.bpf import attach as bpf_attach
-from readbench.bpf import plan as bpf_plan
-from readbench.bpf import probe as bpf_probe
-from readbench.model import hookspec
-hs = [bpf_attach.attach(n, tgid=os.getpid(), workload="cached", stats=True) for n in sys.argv[1:]]
+from readbench.bpf.attach import attach_hook
+hs = [attach_hook(n, tgid=os.getpid(), workload="cached", stats=True) for n in sys.argv[1:]]
 ids = [i for h in hs for i in h.program_ids()]
 print(json.dumps(ids), flush=True)
 time.sleep(600)
@@ -497,10 +426,10 @@ def test_sigkill_detaches_everything(probe: dict) -> None:
 def test_cmd_hooks_json(probe: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from readbench.cli import hooks as cmd_hooks
+    from readbench.cli import hooks
 
     p = argparse.ArgumentParser()
-    cmd_hooks.add_parser(p.add_subparsers())
+    hooks.add_parser(p.add_subparsers())
     args = p.parse_args(["hooks", "--json"])
     assert args.func(args) == 0
     data = json.loads(capsys.readouterr().out)
@@ -549,11 +478,11 @@ def test_function_hook_programs_pass_the_verifier_or_load_is_refused(
     verifier: every target kind and body must be accepted. Where loading itself is
     refused (fentry/fexit here), the refusal carries the kernel's errno."""
     spec = hookspec.parse(name)
-    if bpf_plan.resolve_target(spec.target) is None:
+    if hookplan.resolve_target(spec.target) is None:
         require(False, f"{ALLOWED_IN_STRICT} kernel has no {spec.target} (other kernel version)")
     workload = next(w for w in SYSCALL_OF if hookspec.applicable(spec, w) is None)
     try:
-        progs = bpf_attach.verify(spec, workload)
+        progs = verify(spec, workload)
     except MissingCapability as e:
         types = {spec.attach, hookspec.companion_type(spec) or spec.attach}
         assert any(not probe[t]["available"] for t in types), str(e)
@@ -575,8 +504,8 @@ def test_classic_tracepoint_mounts_missing_tracefs(probe: dict) -> None:
     need(probe, "tp")
     require(shutil.which("unshare") is not None, "needs unshare (util-linux)")
     code = (
-        "import os; from readbench.bpf import attach as bpf_attach; "
-        "h = bpf_attach.attach('tp:syscalls/sys_enter_pread64:count', tgid=os.getpid(), "
+        "import os; from readbench.bpf.attach import attach_hook; "
+        "h = attach_hook('tp:syscalls/sys_enter_pread64:count', tgid=os.getpid(), "
         "workload='cached'); print(h.snapshot()['notes']); h.close()"
     )
     script = (
@@ -604,7 +533,7 @@ def test_floor_variant_runs_but_never_matches(name: str, probe: dict, data_file:
     need(probe, name.split(":")[0])
     with (
         loop_for("cached", 64, data_file) as rl,
-        bpf_attach.attach(name, tgid=os.getpid(), workload="cached", stats=True, floor=True) as h,
+        attach_hook(name, tgid=os.getpid(), workload="cached", stats=True, floor=True) as h,
     ):
         s0 = h.snapshot()
         r = rl.run(LOOPS)

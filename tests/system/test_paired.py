@@ -14,8 +14,8 @@ from pathlib import Path
 import pyperf
 import pytest
 
-from readbench.bpf import attach as bpf_attach
-from readbench.bpf import probe as bpf_probe
+from readbench.bpf import support
+from readbench.bpf.attach import attach_hook
 from readbench.measure.readloop import ReadLoop, spin_iters_for
 from tests.conftest import load_bench, require
 
@@ -34,7 +34,7 @@ def data_file(data_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def rawtp() -> None:
     require(os.geteuid() == 0, "needs root (BPF)")
-    a = bpf_probe.probe_attach_types()["rawtp"]
+    a = support.attach_type_support()["rawtp"]
     require(a["available"], f"rawtp not available here: {a['reason']}")
 
 
@@ -79,7 +79,7 @@ def test_detach_and_reattach_toggle_the_hook(rawtp: None, data_file: Path) -> No
     sees every read, and the programs stay loaded in between."""
     with (
         ReadLoop("cached", 64, data_file) as loop,
-        bpf_attach.attach("rawtp:sys_enter:count", tgid=os.getpid(), workload="cached") as h,
+        attach_hook("rawtp:sys_enter:count", tgid=os.getpid(), workload="cached") as h,
     ):
         ids = h.program_ids()
         h.detach()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from readbench.kernel import perf_event_open as pe
+from readbench.kernel import perf_event_open
 from readbench.measure.readloop import ReadLoop
 from tests.conftest import require
 
@@ -25,11 +25,13 @@ def data_file() -> Path:
     return p
 
 
-def _per_op(groups: list[pe.CounterGroup], loop: ReadLoop, loops: int) -> dict[str, float]:
+def _per_op(
+    groups: list[perf_event_open.CounterGroup], loop: ReadLoop, loops: int
+) -> dict[str, float]:
     r = loop.run(loops, ctl_fds=[g.leader for g in groups if g.leader >= 0])
     for g in groups:
         g.read()
-    rep = pe.counter_report(groups, r.ops)
+    rep = perf_event_open.counter_report(groups, r.ops)
     return {c["name"]: c["per_op"] for c in rep if c["supported"]}
 
 
@@ -39,7 +41,7 @@ _IOC_ENABLE, _IOC_DISABLE = 0x2400, 0x2401  # PERF_EVENT_IOC_{ENABLE,DISABLE}
 def _task_clock_excess(loop: ReadLoop, loops: int, from_python: bool) -> tuple[int, float]:
     """task-clock minus the loop's own clock for one batch, and their ratio. Both time the
     same batch, so machine speed and noise cancel; preemption only lowers task-clock."""
-    g = pe.CounterGroup("software")
+    g = perf_event_open.CounterGroup("software")
     g.open(["task-clock"])
     try:
         if from_python:  # the defect this guards against: the window opened around run()
@@ -77,14 +79,17 @@ def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) 
     """Instructions per op agree between a 16-op and a 16384-op batch. Enabling from Python
     around run() adds ~7000 instructions per call (measured on Zen 4: 16-op batches then show
     ~3300 instructions/op against ~1440). Instruction counts barely move with noise."""
-    require(pe.hardware_counters_available(), "not-on-this-kind: no hardware PMU (VM without vPMU)")
     require(
-        not pe.force_software(),
+        perf_event_open.hardware_counters_available(),
+        "not-on-this-kind: no hardware PMU (VM without vPMU)",
+    )
+    require(
+        not perf_event_open.force_software(),
         "not-on-this-kind: READBENCH_COUNTERS=software forces the no-PMU path",
     )
 
     def per_op(loop: ReadLoop, loops: int) -> float:
-        groups = pe.open_counters()
+        groups = perf_event_open.open_counters()
         for g in groups[1:]:
             g.close()
         try:
@@ -100,15 +105,18 @@ def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) 
 
 
 def test_hardware_counters_here(root: None, data_file: Path) -> None:
-    require(pe.hardware_counters_available(), "not-on-this-kind: no hardware PMU (VM without vPMU)")
     require(
-        not pe.force_software(),
+        perf_event_open.hardware_counters_available(),
+        "not-on-this-kind: no hardware PMU (VM without vPMU)",
+    )
+    require(
+        not perf_event_open.force_software(),
         "not-on-this-kind: READBENCH_COUNTERS=software forces the no-PMU path",
     )
-    from readbench.measure import perf_profile as perfpass
+    from readbench.measure import perf_profile
 
     with ReadLoop("cached", 4096, data_file) as loop:
-        res = perfpass.count(loop, 0.2)
+        res = perf_profile.count(loop, 0.2)
     by = {c["name"]: c for c in res["counters"]}
     assert res["hardware_counters"] is True
     for n in ("cycles", "instructions", "task-clock", "page-faults", "context-switches"):
@@ -123,11 +131,11 @@ def test_hardware_counters_here(root: None, data_file: Path) -> None:
 
 def test_forced_software_path(root: None, data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """READBENCH_COUNTERS=software: the no-PMU path, run for real on any machine."""
-    from readbench.measure import perf_profile as perfpass
+    from readbench.measure import perf_profile
 
     monkeypatch.setenv("READBENCH_COUNTERS", "software")
     with ReadLoop("cached", 65536, data_file) as loop:
-        res = perfpass.measure(loop, workload="cached", size=65536, seconds=0.6)
+        res = perf_profile.measure(loop, workload="cached", size=65536, seconds=0.6)
     hw = [c for c in res["counters"] if c["kind"] == "hardware"]
     sw = {c["name"]: c for c in res["counters"] if c["kind"] == "software"}
     assert hw and all(not c["supported"] and c["value"] is None for c in hw)
@@ -141,11 +149,11 @@ def test_forced_software_path(root: None, data_file: Path, monkeypatch: pytest.M
 
 def test_unsupported_event_is_not_zero(root: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # A hardware config no PMU implements: reported unsupported with a reason, no value.
-    monkeypatch.setitem(pe.HW_EVENTS, "no-such-event", 0x7FFF_FFFF)
-    g = pe.CounterGroup("hardware")
+    monkeypatch.setitem(perf_event_open.HW_EVENTS, "no-such-event", 0x7FFF_FFFF)
+    g = perf_event_open.CounterGroup("hardware")
     g.open(["no-such-event"])
     try:
-        rep = pe.counter_report([g], 100)
+        rep = perf_event_open.counter_report([g], 100)
     finally:
         g.close()
     assert rep[0]["supported"] is False and rep[0]["value"] is None and rep[0]["per_op"] is None
@@ -153,30 +161,34 @@ def test_unsupported_event_is_not_zero(root: None, monkeypatch: pytest.MonkeyPat
 
 
 def test_never_scheduled_counter_is_unsupported() -> None:
-    g = pe.CounterGroup("hardware")
-    g.counters = [pe.Counter("cycles", "hardware", True, value=0, enabled_ns=10, running_ns=0)]
-    rep = pe.counter_report([g], 10)
+    g = perf_event_open.CounterGroup("hardware")
+    g.counters = [
+        perf_event_open.Counter("cycles", "hardware", True, value=0, enabled_ns=10, running_ns=0)
+    ]
+    rep = perf_event_open.counter_report([g], 10)
     assert rep[0]["supported"] is False and rep[0]["value"] is None
     assert "never scheduled" in rep[0]["reason"]
 
 
 def test_multiplexed_counter_is_scaled_and_flagged() -> None:
-    g = pe.CounterGroup("hardware")
-    g.counters = [pe.Counter("cycles", "hardware", True, value=500, enabled_ns=10, running_ns=5)]
-    rep = pe.counter_report([g], 10)
+    g = perf_event_open.CounterGroup("hardware")
+    g.counters = [
+        perf_event_open.Counter("cycles", "hardware", True, value=500, enabled_ns=10, running_ns=5)
+    ]
+    rep = perf_event_open.counter_report([g], 10)
     assert rep[0]["value"] == 1000 and rep[0]["multiplexed"] is True
     assert rep[0]["per_op"] == pytest.approx(100)
 
 
 def test_ring_wraparound() -> None:
     buf = bytes(range(16))
-    assert pe._ring_read(buf, 14, 4) == bytes([14, 15, 0, 1])
-    assert pe._ring_read(buf, 2, 3) == bytes([2, 3, 4])
+    assert perf_event_open._ring_read(buf, 14, 4) == bytes([14, 15, 0, 1])
+    assert perf_event_open._ring_read(buf, 2, 3) == bytes([2, 3, 4])
 
 
 def test_attr_layout() -> None:
     import ctypes
 
-    assert ctypes.sizeof(pe.PerfEventAttr) == 112
-    assert pe.PerfEventAttr.sample_period.offset == 16
-    assert pe.PerfEventAttr.flags.offset == 40
+    assert ctypes.sizeof(perf_event_open.PerfEventAttr) == 112
+    assert perf_event_open.PerfEventAttr.sample_period.offset == 16
+    assert perf_event_open.PerfEventAttr.flags.offset == 40

@@ -191,7 +191,7 @@ def test_icicle_screenshot(chromium: str, page: Path, tmp_path: Path) -> None:
     """The flame graph as a person sees it: a real screenshot of the page, cropped to the
     first (open) icicle. Its frames are drawn in their layers' colours: the root and the
     syscall frames across the width, the copy routine's, the page cache's; labels in them."""
-    from readbench.model import layers as L
+    from readbench.model import layers
     from readbench.render.figures import LAYER_COLORS
 
     res = _check(chromium, page.read_text(), page.with_name("probe.html"), tmp_path)
@@ -207,12 +207,12 @@ def test_icicle_screenshot(chromium: str, page: Path, tmp_path: Path) -> None:
     icicle = Image.open(shot).crop((int(x), int(y), int(x + w), int(y + h)))
     assert ImageStat.Stat(icicle.convert("L")).stddev[0] > 20  # frames and text, not blank
     top = icicle.crop((0, 2, icicle.width, 12))  # the root frame spans the width
-    assert _near(top, LAYER_COLORS[L.SYSCALL]) > 0.6
+    assert _near(top, LAYER_COLORS[layers.SYSCALL]) > 0.6
     # the synthetic 64 B read: syscall entry, VFS, ext4's read_iter, the page-cache lookup, a
     # thin copy (3 % of the samples) and the user side, each in its layer's colour
-    drawn = (L.SYSCALL, L.VFS, L.FS, L.LOOKUP, L.COPY, L.USER)
+    drawn = (layers.SYSCALL, layers.VFS, layers.FS, layers.LOOKUP, layers.COPY, layers.USER)
     shares = {layer: _near(icicle, LAYER_COLORS[layer]) for layer in drawn}
-    assert shares[L.SYSCALL] > 0.15 and shares[L.LOOKUP] > 0.05, shares
+    assert shares[layers.SYSCALL] > 0.15 and shares[layers.LOOKUP] > 0.05, shares
     assert min(shares.values()) > 0.003, shares
     # dark label text inside the frames
     assert _near(icicle, "#111111", tol=40) > 0.005

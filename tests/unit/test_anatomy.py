@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from readbench.analysis import anatomy
-from readbench.model import layers as L
+from readbench.model import layers
 from readbench.render import flame
 
 E = "entry_SYSCALL_64_after_hwframe;do_syscall_64;__x64_sys_pread64;vfs_read"
@@ -56,26 +56,28 @@ def by_layer(a: dict[str, Any]) -> dict[str, float]:
 
 
 def test_layers_from_call_chains_sum_to_the_wall_clock() -> None:
-    a = anatomy.layers(perf(UNCACHED))
+    a = anatomy.of_perf(perf(UNCACHED))
     assert a is not None
     n = sum(UNCACHED.values()) - 77
     assert a["samples"] == n and a["harness_samples"] == 77 and a["by_call_chain"]
     ns = by_layer(a)
     assert sum(ns.values()) == pytest.approx(100_000)
     per = 40_000 / n  # ns per sample
-    assert ns[L.COPY] == pytest.approx(300 * per)
-    assert ns[L.DRIVER] == pytest.approx(250 * per)  # iowrite16 is the doorbell's helper
-    assert ns[L.MAPPING] == pytest.approx(50 * per)
-    assert ns[L.SCHED] == pytest.approx(200 * per)
-    assert ns[L.LOOKUP] == pytest.approx(50 * per)  # the unknown function: its caller's
-    assert ns[L.USER] == pytest.approx(40 * per)
-    assert ns[L.OTHER] == pytest.approx(10 * per)
+    assert ns[layers.COPY] == pytest.approx(300 * per)
+    assert ns[layers.DRIVER] == pytest.approx(250 * per)  # iowrite16 is the doorbell's helper
+    assert ns[layers.MAPPING] == pytest.approx(50 * per)
+    assert ns[layers.SCHED] == pytest.approx(200 * per)
+    assert ns[layers.LOOKUP] == pytest.approx(50 * per)  # the unknown function: its caller's
+    assert ns[layers.USER] == pytest.approx(40 * per)
+    assert ns[layers.OTHER] == pytest.approx(10 * per)
     assert a["other_functions"] == [
         {"name": "unknown_root_only_frame", "samples": 10, "share_of_read": 10 * per / 100_000}
     ]
     assert a["classified_by"]["caller"] == 250 + 50  # the doorbell and the unknown function
     # off the CPU: the measured device wait, and the rest of wall − CPU
-    assert ns[L.DEVICE] == pytest.approx(50_000) and ns[L.OFF_CPU] == pytest.approx(10_000)
+    assert ns[layers.DEVICE] == pytest.approx(50_000) and ns[layers.OFF_CPU] == pytest.approx(
+        10_000
+    )
     dw = a["device_wait"]
     assert dw["measured_ns"] == 50_000 and dw["wall_minus_cpu_ns"] == pytest.approx(60_000)
 
@@ -83,20 +85,20 @@ def test_layers_from_call_chains_sum_to_the_wall_clock() -> None:
 def test_device_wait_never_exceeds_wall_minus_cpu_in_the_stack() -> None:
     """Two passes: a measured wait above this pass's wall − CPU fills the off-CPU time (the
     stack still sums to wall) and stays visible, unclamped, beside it."""
-    a = anatomy.layers(perf(UNCACHED, device=75_000))
+    a = anatomy.of_perf(perf(UNCACHED, device=75_000))
     assert a is not None
     ns = by_layer(a)
-    assert ns[L.DEVICE] == pytest.approx(60_000) and ns[L.OFF_CPU] == pytest.approx(0)
+    assert ns[layers.DEVICE] == pytest.approx(60_000) and ns[layers.OFF_CPU] == pytest.approx(0)
     assert a["device_wait"]["measured_ns"] == 75_000
     # nothing measured: all of wall − CPU is "other off-CPU time", and it says why
-    a = anatomy.layers(perf(UNCACHED, device=None))
+    a = anatomy.of_perf(perf(UNCACHED, device=None))
     assert a is not None
-    assert by_layer(a)[L.DEVICE] == 0 and by_layer(a)[L.OFF_CPU] == pytest.approx(60_000)
+    assert by_layer(a)[layers.DEVICE] == 0 and by_layer(a)[layers.OFF_CPU] == pytest.approx(60_000)
     assert a["device_wait"]["available"] is False and "refused" in a["device_wait"]["reason"]
 
 
 def test_measured_paths_to_the_copy_and_to_the_device() -> None:
-    a = anatomy.layers(perf(UNCACHED))
+    a = anatomy.of_perf(perf(UNCACHED))
     assert a is not None
     paths = {p["to"]: p for p in a["paths"]}
     n = sum(UNCACHED.values()) - 77
@@ -111,14 +113,16 @@ def test_measured_paths_to_the_copy_and_to_the_device() -> None:
     assert incl["filemap_get_pages"]["samples"] == 250 + 50 + 200
     assert incl["read_pages"]["samples"] == 300
     assert incl["read_pages"]["ns"] == pytest.approx(300 / n * 40_000)
-    assert incl["read_pages"]["layer"] == L.FILL and incl["vp_notify"]["layer"] == L.DRIVER
+    assert (
+        incl["read_pages"]["layer"] == layers.FILL and incl["vp_notify"]["layer"] == layers.DRIVER
+    )
     assert paths["device"]["reach_share"] == pytest.approx(250 / n)
 
 
 def test_a_target_few_samples_reach_has_no_path() -> None:
     stacks = {f"{E};filemap_read;copy_page_to_iter;_copy_to_iter": 999,
               f"{E};filemap_read;virtio_queue_rq": 1}  # fmt: skip
-    a = anatomy.layers(perf(stacks, device=0))
+    a = anatomy.of_perf(perf(stacks, device=0))
     assert a is not None
     assert [p["to"] for p in a["paths"]] == ["copy routine"]
 
@@ -128,12 +132,12 @@ def test_runs_without_call_chains_use_the_sampled_functions() -> None:
     p["callchains"] = None
     p["functions"] = [{"name": "_copy_to_iter", "samples": 60}, {"name": "[user]", "samples": 20},
                       {"name": "(other)", "samples": 20}]  # fmt: skip
-    a = anatomy.layers(p)
+    a = anatomy.of_perf(p)
     assert a is not None and not a["by_call_chain"] and a["paths"] == []
     ns = by_layer(a)
-    assert ns[L.COPY] == pytest.approx(240) and ns[L.OTHER] == pytest.approx(80)
+    assert ns[layers.COPY] == pytest.approx(240) and ns[layers.OTHER] == pytest.approx(80)
     assert anatomy.call_tree(p) is None
-    assert anatomy.layers({**p, "counting": {"ops": 0}}) is None
+    assert anatomy.of_perf({**p, "counting": {"ops": 0}}) is None
 
 
 def test_call_tree_and_icicle_layout() -> None:
@@ -149,9 +153,9 @@ def test_call_tree_and_icicle_layout() -> None:
     by = {f.title.split(" · ")[0]: f for f in frames}
     # widths are inclusive shares; a helper frame takes its caller's colour
     assert by["filemap_get_pages"].w == pytest.approx(500 / n * flame.WIDTH, abs=0.1)
-    assert by["iowrite16"].css == flame.layer_class(L.DRIVER)
-    assert by["vp_notify"].css == flame.layer_class(L.DRIVER)
-    assert by["_copy_to_iter"].css == flame.layer_class(L.COPY)
+    assert by["iowrite16"].css == flame.layer_class(layers.DRIVER)
+    assert by["vp_notify"].css == flame.layer_class(layers.DRIVER)
+    assert by["_copy_to_iter"].css == flame.layer_class(layers.COPY)
     # children sit inside their parent, left to right
     fr, kid = by["filemap_read"], by["filemap_get_pages"]
     assert fr.x <= kid.x and kid.x + kid.w <= fr.x + fr.w + 0.2 and kid.y == fr.y + flame.ROW

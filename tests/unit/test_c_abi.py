@@ -42,13 +42,13 @@ def test_copy_variants_match_copy_replicas_h() -> None:
 
 def test_compiled_modules_carry_the_same_enums() -> None:
     """The built extension exposes the header's enums: a stale build would disagree."""
-    from readbench.copy._replicas import lib as cr
-    from readbench.measure._readloop import lib as rl
+    from readbench.copy import _replicas
+    from readbench.measure import _readloop
 
     for w, i in WORKLOADS.items():
-        assert getattr(rl, c_enum_name(w)) == i
+        assert getattr(_readloop.lib, c_enum_name(w)) == i
     for v, i in VARIANTS.items():
-        assert getattr(cr, f"CR_{v.upper()}") == i
+        assert getattr(_replicas.lib, f"CR_{v.upper()}") == i
 
 
 def test_devwait_loader_reads_its_layout_from_the_header() -> None:

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from readbench.analysis.compare import compare_runs
-from readbench.cli import main as cli
+from readbench.cli import main
 from readbench.errors import BadInput
 from readbench.render.compare import rich_table, write_compare
 from tests.synthetic_runs import write_run
@@ -161,14 +161,14 @@ def test_cli_compare(
     two_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, b = two_runs
-    assert cli.main(["compare", str(a), str(b), "--out", str(tmp_path), "--json"]) == 0
+    assert main.main(["compare", str(a), str(b), "--out", str(tmp_path), "--json"]) == 0
     out = capsys.readouterr()
     obj = json.loads(out.out)
     assert obj["significant"] == len(SHIFTED) and Path(obj["report"]).exists()
     assert "B slower" in out.err  # the rich table goes to stderr with --json
-    assert cli.main(["compare", str(a), "--out", str(tmp_path)]) == 2
+    assert main.main(["compare", str(a), "--out", str(tmp_path)]) == 2
     assert "at least two" in capsys.readouterr().err
-    assert cli.main(["compare", str(a), str(tmp_path / "nope")]) == 2
+    assert main.main(["compare", str(a), str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
 
 

@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from readbench.kernel import copyroutine as cr
-from readbench.kernel import cpu, ksyms
+from readbench.kernel import copyroutine, cpu, ksyms
 
 FAST = "copy_user_enhanced_fast_string"
 STRING = "copy_user_generic_string"
@@ -101,7 +100,7 @@ def test_model_table(
     rows: list[tuple[int, int | None, str | None, str]],
     large_text: str | None,
 ) -> None:
-    p = cr.predict(release, flags, None)
+    p = copyroutine.predict(release, flags, None)
     assert p["era"] == era
     assert p["name"] == name
     assert p["inline"] is (name == INLINE)
@@ -143,13 +142,13 @@ def test_every_era_is_covered() -> None:
     ],
 )
 def test_parse_release(release: str, want: tuple[int, int, int, int | None]) -> None:
-    r = cr.parse_release(release)
+    r = copyroutine.parse_release(release)
     assert (r.major, r.minor, r.patch, r.rc) == want
 
 
 def test_parse_release_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="cannot parse"):
-        cr.parse_release("linux")
+        copyroutine.parse_release("linux")
 
 
 KALLSYMS_618 = {"_copy_to_iter", "copy_page_to_iter", RMA, "rep_stos_alternative", "vfs_read"}
@@ -157,35 +156,39 @@ KALLSYMS_61 = {"_copy_to_iter", FAST, STRING, UNROLLED, "vfs_read"}
 
 
 def test_kallsyms_consistent_and_inconsistent() -> None:
-    ok = cr.predict("6.18.0", {R}, KALLSYMS_618)["kallsyms_check"]
+    ok = copyroutine.predict("6.18.0", {R}, KALLSYMS_618)["kallsyms_check"]
     assert ok["status"] == "consistent" and ok["missing"] == [] and ok["unexpected"] == []
     # A 6.1 prediction against a 6.18 kernel's symbols is caught both ways.
-    bad = cr.predict("6.1.0", {E, R}, KALLSYMS_618)["kallsyms_check"]
+    bad = copyroutine.predict("6.1.0", {E, R}, KALLSYMS_618)["kallsyms_check"]
     assert bad["status"] == "inconsistent"
     assert FAST in bad["missing"] and RMA in bad["unexpected"]
     # copy_user_short_string is an optional (local) symbol: absent does not fail the check.
-    old = cr.predict("6.1.0", {E, R}, KALLSYMS_61)["kallsyms_check"]
+    old = copyroutine.predict("6.1.0", {E, R}, KALLSYMS_61)["kallsyms_check"]
     assert old["status"] == "consistent" and old["optional_missing"] == [SHORT]
-    inline = cr.predict("6.18.0", {E, F, R}, KALLSYMS_618)["kallsyms_check"]
+    inline = copyroutine.predict("6.18.0", {E, F, R}, KALLSYMS_618)["kallsyms_check"]
     assert inline["status"] == "consistent" and "_copy_to_iter" in inline["expected"]
     assert "cannot show an inline rep movsb" in inline["reason"]
-    none = cr.predict("6.18.0", {E, F, R}, {"vfs_read"})["kallsyms_check"]
+    none = copyroutine.predict("6.18.0", {E, F, R}, {"vfs_read"})["kallsyms_check"]
     assert none["status"] == "inconsistent"
 
 
 def test_cpuid_agreement() -> None:
-    masked = cr.predict("6.18.0", {R}, None, cpuid={"erms", "fsrm"})["cpuid"]
+    masked = copyroutine.predict("6.18.0", {R}, None, cpuid={"erms", "fsrm"})["cpuid"]
     assert masked["agree"] is False and "erms: CPUID only" in masked["detail"]
-    cleared = cr.predict("6.18.0", {E, F, R}, None, cpuid={"erms"})["cpuid"]
+    cleared = copyroutine.predict("6.18.0", {E, F, R}, None, cpuid={"erms"})["cpuid"]
     assert cleared["agree"] is False and "fsrm: kernel flags only" in cleared["detail"]
-    same = cr.predict("6.18.0", {E, R}, None, cpuid={"erms"})["cpuid"]
+    same = copyroutine.predict("6.18.0", {E, R}, None, cpuid={"erms"})["cpuid"]
     assert same["agree"] is True
-    assert cr.predict("6.18.0", {R}, None)["cpuid"]["read"] is False
+    assert copyroutine.predict("6.18.0", {R}, None)["cpuid"]["read"] is False
 
 
 def test_notes() -> None:
-    assert any("FSRM without ERMS" in n for n in cr.predict("6.1.0", {F, R}, None)["notes"])
-    assert any("REP_GOOD plays no part" in n for n in cr.predict("6.6.0", {R}, None)["notes"])
+    assert any(
+        "FSRM without ERMS" in n for n in copyroutine.predict("6.1.0", {F, R}, None)["notes"]
+    )
+    assert any(
+        "REP_GOOD plays no part" in n for n in copyroutine.predict("6.6.0", {R}, None)["notes"]
+    )
 
 
 def test_cpuinfo_parsing(tmp_path: os.PathLike[str]) -> None:
@@ -219,31 +222,36 @@ def _reader(blobs: dict[int, bytes]):  # type: ignore[no-untyped-def]
 
 def test_text_check_rep_movs_alternative_branches() -> None:
     syms = [(KT, "T", RMA), (KT + 0x100, "T", "after"), (KT + 0x1000, "T", "_copy_to_iter")]
-    p = cr.predict("6.18.0", {R}, None)
+    p = copyroutine.predict("6.18.0", {R}, None)
     movsq_only = b"\x90" * 16 + b"\xf3\x48\xa5" + b"\x90" * 13
-    ok = cr.text_check(p, syms, _reader({KT: movsq_only.ljust(0x100, b"\x90")}), "kcore")
+    ok = copyroutine.text_check(p, syms, _reader({KT: movsq_only.ljust(0x100, b"\x90")}), "kcore")
     assert ok["status"] == "consistent" and ok["has_rep_movsq"] and not ok["has_rep_movsb"]
     # rep movsb patched in at .Llarge means the kernel saw ERMS: the model (no erms) is wrong.
     patched = (b"\xf3\xa4" + movsq_only).ljust(0x100, b"\x90")
-    bad = cr.text_check(p, syms, _reader({KT: patched}), "kcore")
+    bad = copyroutine.text_check(p, syms, _reader({KT: patched}), "kcore")
     assert bad["status"] == "inconsistent"
-    erms = cr.predict("6.18.0", {E, R}, None)
-    assert cr.text_check(erms, syms, _reader({KT: patched}), "kcore")["status"] == "consistent"
-    assert cr.text_check(p, syms, _reader({}), "kcore")["status"] == "unreadable"
-    assert cr.text_check(p, syms, _reader({KT: patched}), "vmlinux")["status"] == "unchecked"
+    erms = copyroutine.predict("6.18.0", {E, R}, None)
+    assert (
+        copyroutine.text_check(erms, syms, _reader({KT: patched}), "kcore")["status"]
+        == "consistent"
+    )
+    assert copyroutine.text_check(p, syms, _reader({}), "kcore")["status"] == "unreadable"
+    assert (
+        copyroutine.text_check(p, syms, _reader({KT: patched}), "vmlinux")["status"] == "unchecked"
+    )
 
 
 def test_text_check_inline_rep_movsb() -> None:
     syms = [(KT, "T", RMA), (KT + 0x100, "T", "_copy_to_iter"), (KT + 0x400, "T", "next")]
-    p = cr.predict("6.18.0", {E, F, R}, None)
+    p = copyroutine.predict("6.18.0", {E, F, R}, None)
     inline = (b"\x90" * 32 + b"\xf3\xa4").ljust(0x300, b"\x90")
-    ok = cr.text_check(p, syms, _reader({KT + 0x100: inline}), "kcore")
+    ok = copyroutine.text_check(p, syms, _reader({KT + 0x100: inline}), "kcore")
     assert ok["status"] == "consistent" and ok["rep_movsb_in"] == ["_copy_to_iter"]
     # A call to rep_movs_alternative in the caller means FSRM was not used.
     at = 0x40
     rel = (KT - (KT + 0x100 + at + 5)).to_bytes(4, "little", signed=True)
     called = bytearray(inline)
     called[at : at + 5] = b"\xe8" + rel
-    bad = cr.text_check(p, syms, _reader({KT + 0x100: bytes(called)}), "kcore")
+    bad = copyroutine.text_check(p, syms, _reader({KT + 0x100: bytes(called)}), "kcore")
     assert bad["status"] == "inconsistent"
     assert bad["calls_rep_movs_alternative"] == ["_copy_to_iter"]

@@ -37,19 +37,32 @@ def _imports(path: Path) -> list[str]:
 
 
 def _modules(path: Path) -> list[str]:
-    """The modules a file imports from (`import M`, `from M import …`), once each."""
+    """The readbench modules a file imports (`import M`, `from M import …`, and
+    `from P import m` where m is a module of P), once each, deepest name kept."""
     out: dict[str, None] = {}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out.update(dict.fromkeys(a.name for a in node.names))
         elif isinstance(node, ast.ImportFrom) and node.module:
-            out[node.module] = None
+            subs = [f"{node.module}.{a.name}" for a in node.names]
+            subs = [m for m in subs if _file_of(m, path) is not None]
+            out.update(dict.fromkeys(subs or [node.module]))
     return list(out)
+
+
+def _file_of(module: str, near: Path) -> Path | None:
+    """The source file of `module`, looked up in the package tree `near` belongs to."""
+    top = next(p for p in near.parents if p.name == "readbench")
+    base = top.parent.joinpath(*module.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
 
 
 def upward_imports(pkg: Path = PKG) -> list[str]:
     """Every import of a stage to the right of the importing module's, as
-    'FILE imports MODULE (STAGE is right of STAGE in the order …)'."""
+    'FILE imports FILE (MODULE): STAGE is right of STAGE in the order …'."""
     rank = {stage: i for i, stage in enumerate(ORDER)}
     bad = []
     for f in sorted(pkg.rglob("*.py")):
@@ -59,8 +72,10 @@ def upward_imports(pkg: Path = PKG) -> list[str]:
         for name in _modules(f):
             bits = name.split(".")
             if bits[0] == "readbench" and len(bits) > 1 and rank.get(bits[1], -1) > rank[parts[0]]:
+                target = _file_of(name, f)
+                where = f"{target.relative_to(pkg.parent)} ({name})" if target else name
                 bad.append(
-                    f"{f.relative_to(pkg.parent)} imports {name}: {bits[1]} is right of "
+                    f"{f.relative_to(pkg.parent)} imports {where}: {bits[1]} is right of "
                     f"{parts[0]} in the order {' -> '.join(ORDER)}"
                 )
     return bad
@@ -84,10 +99,15 @@ def test_the_order_test_names_both_files_of_an_upward_import(tmp_path: Path) -> 
         (pkg / stage).mkdir(parents=True)
         (pkg / stage / "__init__.py").write_text("")
     (pkg / "measure" / "runner.py").write_text("from readbench.render.terminal import console\n")
+    (pkg / "render" / "terminal.py").write_text("console = None\n")
+    (pkg / "model" / "points.py").write_text("from readbench.render import terminal\n")
     (pkg / "render" / "report.py").write_text("from readbench.analysis import stats\n")
+    tail = " is right of {} in the order " + " -> ".join(ORDER)
     assert upward_imports(pkg) == [
-        "readbench/measure/runner.py imports readbench.render.terminal: render is right of "
-        "measure in the order " + " -> ".join(ORDER),
+        "readbench/measure/runner.py imports readbench/render/terminal.py "
+        "(readbench.render.terminal): render" + tail.format("measure"),
+        "readbench/model/points.py imports readbench/render/terminal.py "
+        "(readbench.render.terminal): render" + tail.format("model"),
     ]
 
 

@@ -19,9 +19,9 @@ from readbench.model.matrix import Block, Cell, Matrix
 from readbench.store.rundir import RunDir, atomic_write_text
 
 
-def _plan(tmp_path: Path) -> runner.Plan:
+def _plan(tmp_path: Path) -> runner.RunPlan:
     m = Matrix("t", [Block(["cached", "direct"], [64, 4096], ["none", "rawtp:sys_enter"], [0])])
-    return runner.Plan(
+    return runner.RunPlan(
         matrix=m,
         cells=m.cells(),
         skipped=[{"cell": "x", "reason": "y"}],
