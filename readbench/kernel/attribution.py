@@ -14,9 +14,10 @@ from collections import Counter
 from typing import Any
 
 from readbench.kernel.copyroutine import INLINE_CALLERS, REP_MOVSB
-from readbench.kernel.ksyms import USER, Symbolized
+from readbench.kernel.ksyms import Symbolized
 from readbench.kernel.text import KernelText
 from readbench.model import layers
+from readbench.model.layers import USER_FRAME
 
 METHOD_LIMITS = {
     "symbol": (
@@ -53,7 +54,7 @@ def parse_perf_script(text: str) -> list[Symbolized]:
         ip = int(m.group(1), 16)
         dso = m.group(3)
         kernel = "kernel.kallsyms" in dso or "[kernel" in dso or ip >= 0xFFFF800000000000
-        out.append(Symbolized(ip, kernel, m.group(2) if kernel else USER))
+        out.append(Symbolized(ip, kernel, m.group(2) if kernel else USER_FRAME))
     return out
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from readbench.kernel import copyroutine, cpu, perf_event_open
 from readbench.kernel.attribution import attribute
-from readbench.kernel.ksyms import USER, Kallsyms
+from readbench.kernel.ksyms import Kallsyms
 from readbench.kernel.perf_event_open import Sample
 from readbench.kernel.text import open_kernel_text
 from readbench.measure.readloop import ReadLoop, null_syscall_ns
 from readbench.model import layers
+from readbench.model.layers import USER_FRAME
 
 BATCH_NS = 20_000_000  # ~20 ms per run() call: drains the ring well before it fills
 
@@ -124,7 +125,7 @@ def _stack(kallsyms: Kallsyms, x: Sample) -> tuple[str, ...]:
     """Function names of one sample, innermost first. Return addresses are looked up one
     byte back: a call that is its function's last instruction returns into the next one."""
     if not x.kernel:
-        return (USER,)
+        return (USER_FRAME,)
     if not x.chain:
         return (kallsyms.lookup(x.ip),)
     return (kallsyms.lookup(x.chain[0]), *(kallsyms.lookup(a - 1) for a in x.chain[1:]))
