@@ -142,7 +142,7 @@ SPECS: dict[str, dict[str, Any]] = {
     "coverage": {"kinds": ((list,), True), "points": (_POINTS, True)},
     "copy": {"results": ([{}], True), "skipped": ([{}], False)},
     "calibration": {"workload": (str, True), "size": (int, True), "alpha": (Number, True),
-                    "trials": (int, True), "warnings": ((list,), True),
+                    "trials": (int, True), "warnings": ((list,), False),
                     "trial_results": ([{}], False)},
     "guest": {"accel": (str, True), "emulated": (bool, True), "cpu_model": (str, True),
               "kernel": ({"release": (str, True)}, True), "seconds": (Number, False),
