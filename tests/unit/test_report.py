@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from readbench.analysis import stats
+from readbench.analysis import program_time, stats
 from readbench.cli import main
 from readbench.render import report
 from readbench.store.load import load_sides
@@ -191,7 +191,7 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     # SYNTHETIC: program body = 40 % of the 60 ns hook cost, stats floor 5 ns/run
     run = write_run(tmp_path / "run", sizes=(64,), processes=8)
     a = stats.analyze_run(run)
-    rows = {r["cell"]: r for r in report.bpf_rows(load_sides(run).bpf, a["comparisons"])}
+    rows = {r["cell"]: r for r in program_time.bpf_rows(load_sides(run).bpf, a["comparisons"])}
     r = rows["cached/64/rawtp:sys_enter:empty"]
     assert r["floor_ns_per_run"] == pytest.approx(5.0)
     assert r["raw_program_ns"] == pytest.approx(29.0)
@@ -202,7 +202,9 @@ def test_program_mechanism_split_uses_the_floor(tmp_path: Path) -> None:
     obj = json.loads(side.read_text())
     del obj["floor"]
     side.write_text(json.dumps(obj))
-    r = {x["cell"]: x for x in report.bpf_rows(load_sides(run).bpf, a["comparisons"])}[r["cell"]]
+    r = {x["cell"]: x for x in program_time.bpf_rows(load_sides(run).bpf, a["comparisons"])}[
+        r["cell"]
+    ]
     assert r["floor_ns_per_run"] is None and r["program_ns"] == pytest.approx(29.0)
     assert "no floor" in report.write_report(run, tmp_path / "rep").read_text()
 
