@@ -234,26 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m readbench.measure.coverage --size N [--workloads W,…] [--data-dir D]`: the
     coverage matrix as one JSON object on stdout, without overheads."""
     import argparse
-    import json
-    import sys
 
-    from readbench.errors import ReadbenchError
-    from readbench.measure.worker import die_with_parent
+    from readbench.measure.worker import json_pass_main
 
     p = argparse.ArgumentParser(prog="python -m readbench.measure.coverage")
     p.add_argument("--workloads", default=None)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--data-dir", type=Path, default=None)
-    args = p.parse_args(argv)
-    die_with_parent()
-    try:
-        cov, _ = survey(args.workloads, args.size, args.data_dir)
-    except ReadbenchError as e:
-        sys.stderr.write(f"readbench coverage: {e}\n")
-        return e.exit_code
-    json.dump(cov, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+    return json_pass_main(p, lambda a: survey(a.workloads, a.size, a.data_dir)[0], argv, "coverage")
 
 
 if __name__ == "__main__":

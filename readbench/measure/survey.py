@@ -316,26 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m readbench.measure.survey --workload W --size N [--data-dir D]`: the atlas as
     one JSON object on stdout, without overheads (a run's report takes them from its claims)."""
     import argparse
-    import json
-    import sys
 
-    from readbench.errors import ReadbenchError
-    from readbench.measure.worker import die_with_parent
+    from readbench.measure.worker import json_pass_main
 
     p = argparse.ArgumentParser(prog="python -m readbench.measure.survey")
     p.add_argument("--workload", required=True)
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--data-dir", type=Path, default=None)
-    args = p.parse_args(argv)
-    die_with_parent()
-    try:
-        res = survey(args.workload, args.size, args.data_dir)
-    except ReadbenchError as e:
-        sys.stderr.write(f"readbench survey: {e}\n")
-        return e.exit_code
-    json.dump(res, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+    return json_pass_main(p, lambda a: survey(a.workload, a.size, a.data_dir), argv, "survey")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,26 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def json_pass_main(p: argparse.ArgumentParser, run: Any, argv: list[str] | None, what: str) -> int:
+    """A side pass's entry point (`python -m readbench.measure.X`): parse, die with the
+    runner, run `run(args)`, print its one JSON object on stdout; a ReadbenchError goes to
+    stderr with its exit code, for the runner to record as the pass's failure."""
+    import json
+
+    from readbench.errors import ReadbenchError
+
+    args = p.parse_args(argv)
+    die_with_parent()
+    try:
+        res = run(args)
+    except ReadbenchError as e:
+        sys.stderr.write(f"readbench {what}: {e}\n")
+        return e.exit_code
+    json.dump(res, sys.stdout, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
 # One cell on a command line: the pyperf worker and the side passes take the same options
 # (prefixed, so they cannot clash with pyperf's own).
 def add_cell_args(p: argparse.ArgumentParser) -> None:
