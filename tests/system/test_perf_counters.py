@@ -75,10 +75,7 @@ def test_counters_are_scoped_to_the_loop(root: None, data_file: Path) -> None:
     assert 0.9 < long_ratio < 1.05, long_ratio
 
 
-def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) -> None:
-    """Instructions per op agree between a 16-op and a 16384-op batch. Enabling from Python
-    around run() adds ~7000 instructions per call (measured on Zen 4: 16-op batches then show
-    ~3300 instructions/op against ~1440). Instruction counts barely move with noise."""
+def _require_pmu() -> None:
     require(
         perf_event_open.hardware_counters_available(),
         "not-on-this-kind: no hardware PMU (VM without vPMU)",
@@ -87,6 +84,13 @@ def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) 
         not perf_event_open.force_software(),
         "not-on-this-kind: READBENCH_COUNTERS=software forces the no-PMU path",
     )
+
+
+def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) -> None:
+    """Instructions per op agree between a 16-op and a 16384-op batch. Enabling from Python
+    around run() adds ~7000 instructions per call (measured on Zen 4: 16-op batches then show
+    ~3300 instructions/op against ~1440). Instruction counts barely move with noise."""
+    _require_pmu()
 
     def per_op(loop: ReadLoop, loops: int) -> float:
         groups = perf_event_open.open_counters()
@@ -105,14 +109,7 @@ def test_instruction_counts_are_scoped_to_the_loop(root: None, data_file: Path) 
 
 
 def test_hardware_counters_here(root: None, data_file: Path) -> None:
-    require(
-        perf_event_open.hardware_counters_available(),
-        "not-on-this-kind: no hardware PMU (VM without vPMU)",
-    )
-    require(
-        not perf_event_open.force_software(),
-        "not-on-this-kind: READBENCH_COUNTERS=software forces the no-PMU path",
-    )
+    _require_pmu()
     from readbench.measure import perf_profile
 
     with ReadLoop("cached", 4096, data_file) as loop:
