@@ -257,15 +257,9 @@ def coverage_recommendation(
     text = "observe every read together with its file"
     tail = []
     if unseen:
-        tail.append(
-            "no attachable point sees "
-            + ", ".join(unseen)
-            + (
-                " (reads of pages already mapped never enter the kernel)"
-                if "mmap-cached" in unseen
-                else ""
-            )
-        )
+        # the reason belongs to mmap-cached alone: a fault does enter the kernel
+        why = {"mmap-cached": "mmap-cached (reads of pages already mapped never enter the kernel)"}
+        tail.append("no attachable point sees " + ", ".join(why.get(w, w) for w in unseen))
     if refused:
         tail.append("not measured: " + "; ".join(f"{k['workload']} ({k['refused']})"
                                                  for k in refused))  # fmt: skip

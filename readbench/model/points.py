@@ -166,9 +166,11 @@ def sees(
         }
     data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
     data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
+    # a page fault's arguments reach the file too: vmf->vma->vm_file, vma->vm_file
     file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
                              "struct address_space *", "struct dentry *", "struct path *",
-                             "struct inode *") if t in types), None)  # fmt: skip
+                             "struct inode *", "struct vm_fault *", "struct vm_area_struct *")
+                 if t in types), None)  # fmt: skip
     return {
         "file": file or False,
         "user_buffer": "iov_iter" in types or "buf" in names,

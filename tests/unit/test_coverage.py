@@ -148,3 +148,21 @@ def test_headline_phrases_come_from_the_registry_and_point_hooks_read_plainly() 
     c = {**c, "hook": "rawtp:sys_enter:empty", "workload": "mmap-fault"}
     assert "to a 4 KiB mmap page-fault read" in sentence(c)
     assert get("cached").phrase == "cached pread"  # the sentence the report always printed
+
+
+def test_a_page_fault_point_sees_the_file_and_only_mmap_cached_is_unseen_for_that_reason() -> None:
+    """6.1 has no mm_filemap_map_pages tracepoint: there, the fentry on filemap_fault (its
+    `struct vm_fault *` reaches vmf->vma->vm_file) is what sees an mmap-fault read with its
+    file. 'never enter the kernel' is said of mmap-cached alone (a fault does enter)."""
+    from readbench.model.points import function_points, sees
+
+    (fault,) = [p for p in function_points("mmap-fault", None, None) if p.target == "filemap_fault"]
+    assert sees(fault, [{"name": "vmf", "type": "struct vm_fault *"}])["file"]
+    by_fentry = _row("filemap_fault", {**ALL0, "mmap-fault": 1.0}, "struct vm_fault *", "fentry")
+    cov = {**COV, "points": [SYS, GET, by_fentry, SUBMIT]}
+    rec = coverage_recommendation(cov, {})
+    assert "filemap_fault" in {p["point"] for p in rec["points"]}
+    assert rec["unseen"] == ["mmap-cached"]
+    nofault = coverage_recommendation({**COV, "points": [SYS, GET, SUBMIT]}, {})
+    assert nofault["unseen"] == ["mmap-fault", "mmap-cached"]
+    assert "mmap-fault, mmap-cached (reads of pages already mapped" in nofault["summary"]
