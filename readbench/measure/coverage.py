@@ -16,13 +16,14 @@ from typing import Any
 
 from readbench.bpf.points import FUNCTION_TYPES, PointHook
 from readbench.errors import MeasurementError, MissingCapability
-from readbench.kernel import btf, copyroutine, cpu, ksyms
+from readbench.kernel import cpu
 from readbench.measure.readloop import ReadLoop
 from readbench.measure.survey import (
     _function_row,
     _read_function,
     _tracepoint_row,
     fires_per_read,
+    kernel_view,
     read_side_tracepoints,
 )
 from readbench.model.hookspec import SYSCALL_NR
@@ -103,12 +104,9 @@ def coverage(
     """The coverage matrix of read kinds `kinds` at `size` bytes per op; `files`: each kind's
     data file (None: a pipe). A kind the kernel refuses (io_uring disabled) stays a column,
     with the kernel's reason and no counts."""
-    if os.geteuid() != 0:
-        raise MissingCapability("readbench atlas --coverage counts BPF attachments: run as root")
-    b = btf.running()
-    syms = ksyms.function_names()
-    routine = copyroutine.identify()
-    copy_sym = None if routine.get("inline") else routine.get("symbol")
+    b, syms, copy_sym = kernel_view(
+        "readbench atlas --coverage counts BPF attachments: run as root"
+    )
     aligns = aligns or {}
     loops: dict[str, ReadLoop] = {}
     cols: list[dict[str, Any]] = []

@@ -183,13 +183,19 @@ def _read_function(workload: str, data_file: Path | None) -> tuple[str, str]:
     return fn, f"this file's f_op->{via} ({ops['fs_type']}), read from the open file by BPF"
 
 
-def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -> dict[str, Any]:
+def kernel_view(not_root: str) -> tuple[Any, Any, str | None]:
+    """What a survey of points needs of the running kernel, after the root check that
+    counting BPF attachments needs: its BTF, its function names, and the out-of-line copy
+    routine's symbol (None where `rep movsb` is inlined)."""
     if os.geteuid() != 0:
-        raise MissingCapability("readbench atlas tries and counts BPF attachments: run as root")
-    b = btf.running()
-    syms = ksyms.function_names()
+        raise MissingCapability(not_root)
     routine = copyroutine.identify()
     copy_sym = None if routine.get("inline") else routine.get("symbol")
+    return btf.running(), ksyms.function_names(), copy_sym
+
+
+def atlas(workload: str, size: int, data_file: Path | None, fs_type: str = "") -> dict[str, Any]:
+    b, syms, copy_sym = kernel_view("readbench atlas tries and counts BPF attachments: run as root")
     read_fn, read_note = _read_function(workload, data_file)
     points = syscall_points(workload) + function_points(workload, read_fn, copy_sym, read_note)
     rows = []
