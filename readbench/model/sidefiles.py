@@ -37,19 +37,19 @@ class BpfSnapshot(TypedDict, total=False):
 
 
 class BpfFloor(TypedDict, total=False):
+    """One stats-on measurement: the loop's ops and the programs' snapshots around it."""
+
     ops: int
     ns_per_op: float
     snapshot_before: BpfSnapshot
     snapshot: BpfSnapshot
 
 
-class BpfFile(TypedDict, total=False):
+class BpfFile(BpfFloor, total=False):
+    """The hook's own measurement, and beside it the never-matching floor's."""
+
     cell: str
     hook: str
-    ops: int
-    ns_per_op: float
-    snapshot_before: BpfSnapshot
-    snapshot: BpfSnapshot
     floor: BpfFloor
 
 
