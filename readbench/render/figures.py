@@ -77,14 +77,15 @@ _SIZE_FMT = FuncFormatter(lambda x, _pos: size_label(x) if x >= 1 else f"{x:g}")
 
 
 def _encode(fig: plt.Figure, dpi: int = DPI) -> str:
-    """The figure as a PNG data: URI, in 128 colours (no dithering): these are flat-coloured
-    plots, and a palette PNG is about a third of the size of the RGBA one."""
+    """The figure as a PNG data: URI, in 64 colours (no dithering): these are flat-coloured
+    plots, and a palette PNG is about a third of the size of the RGBA one (64 colours keep
+    the default matrix's report under 1 MB: 1,027,694 bytes at 128)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     buf.seek(0)
     with Image.open(buf) as im:
-        pal = im.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT,
+        pal = im.convert("RGB").quantize(64, method=Image.Quantize.MEDIANCUT,
                                          dither=Image.Dither.NONE)  # fmt: skip
     out = io.BytesIO()
     pal.save(out, format="PNG", optimize=True)
@@ -147,13 +148,7 @@ def overhead_vs_size(comps: list[dict[str, Any]], margin: float) -> Figure | Non
         df = pd.DataFrame(rows)
         keys = sorted(df["workload"].unique())
         fig, axes = _facets(len(keys))
-        palette = dict(
-            zip(
-                sorted(df["hook"].unique()),
-                sns.color_palette("colorblind", df["hook"].nunique()),
-                strict=True,
-            )
-        )
+        palette = _hook_palette(sorted(df["hook"].unique()))
         for ax, w in zip(axes, keys, strict=True):
             sub = df[df["workload"] == w]
             for hook, g in sub.groupby("hook"):
@@ -306,14 +301,16 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         keys = sorted(df["workload"].unique())
         fig, axes = _facets(len(keys), width=5.5, height=3.0)
         hooks = sorted(df["hook"].unique())
-        pal = dict(zip(hooks, sns.color_palette("colorblind", len(hooks)), strict=True))
+        pal = _hook_palette(hooks)
         for ax, w in zip(axes, keys, strict=True):
             sub = df[df["workload"] == w].sort_values("size_n")
             order = list(dict.fromkeys(sub["size"]))
-            # box and points share one layout: same data, axes, order and colours
+            # box and points share one layout: same data, axes, order and colours; a panel
+            # dodges only its own hooks (all of the run's left most slots empty)
             common = {
                 "data": sub, "x": "size", "y": "ns", "hue": "hook", "order": order,
-                "hue_order": hooks, "palette": pal, "ax": ax,
+                "hue_order": [h for h in hooks if h in set(sub["hook"])], "palette": pal,
+                "ax": ax,
             }  # fmt: skip
             sns.boxplot(**common, showfliers=False, fill=False, legend=False, linewidth=0.8)
             # seaborn jitters with the global numpy RNG: seed it so a rebuilt report is
@@ -321,7 +318,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
             state = np.random.get_state()
             try:
                 np.random.seed(0)
-                sns.stripplot(**common, dodge=True, size=3, alpha=0.7)
+                sns.stripplot(**common, dodge=True, size=3, alpha=0.7, legend=False)
             finally:
                 np.random.set_state(state)
             ax.set_yscale("log")
@@ -329,7 +326,10 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
             ax.set_title(f"workload: {w}")
             ax.set_xlabel("buffer size")
             ax.set_ylabel("per-process median (ns/op, log)")
-            ax.legend(fontsize=7)
+        # one legend below the panels: a legend in each panel listed every hook of the run
+        # and covered the points
+        handles = [plt.Line2D([], [], ls="", marker="o", color=pal[h]) for h in hooks]
+        fig.legend(handles, hooks, loc="outside lower center", ncol=3, fontsize=7)
         return Figure(
             "fig-dist",
             "Latency distributions (per-process medians)",
@@ -368,10 +368,11 @@ def ecdfs(
         shown = panels[:max_panels]
         fig, axes = _facets(len(shown), width=4.6, height=3.2)
         hooks = sorted(df["hook"].unique())
-        pal = dict(zip(hooks, sns.color_palette("colorblind", len(hooks)), strict=True))
+        pal = _hook_palette(hooks)
         for ax, panel in zip(axes, shown, strict=True):
             sub = df[df["panel"] == panel]
-            sns.ecdfplot(data=sub, x="ns", hue="hook", hue_order=hooks, palette=pal, ax=ax)
+            mine = [h for h in hooks if h in set(sub["hook"])]  # the legend lists these only
+            sns.ecdfplot(data=sub, x="ns", hue="hook", hue_order=mine, palette=pal, ax=ax)
             ax.set_xscale("log")
             _plain_log_labels(ax, sub["ns"], axis="x")
             ax.set_title(panel)
@@ -568,6 +569,13 @@ def _anatomy_frame(perf: list[dict[str, Any]]) -> pd.DataFrame | None:
             rows.append({"workload": p["workload"], "size": int(p["size"]),
                          "layer": layer["layer"], "ns": layer["ns"]})  # fmt: skip
     return pd.DataFrame(rows) if rows else None
+
+
+def _hook_palette(hooks: list[str]) -> dict[str, Any]:
+    """A colour per hook, none repeated: colorblind-safe up to its 10 colours, tab20 above
+    (a cycled palette gave two hooks one colour)."""
+    name = "colorblind" if len(hooks) <= 10 else "tab20"
+    return dict(zip(hooks, sns.color_palette(name, len(hooks)), strict=True))
 
 
 def _layer_legend(fig: plt.Figure, present: list[str]) -> None:
