@@ -140,6 +140,9 @@ class Block:
     sizes: list[int]
     hooks: list[str] = field(default_factory=lambda: ["none"])
     buf_offsets: list[int] = field(default_factory=lambda: [0])
+    # A/A copies of this block's baselines (the sham toggled like a hook) where it has a
+    # hook: Matrix.aa asks them of every cell, this of the claims the A/A rate vouches for
+    aa: bool = False
 
 
 @dataclass
@@ -175,7 +178,7 @@ class Matrix:
                         for h in b.hooks:
                             c = Cell(w, s, h, off)
                             seen.setdefault(c.name, c)
-                        if self.aa:
+                        if self.aa or (b.aa and any(h != "none" for h in b.hooks)):
                             c = Cell(w, s, "none", off, aa_copy=True)
                             seen.setdefault(c.name, c)
         # Every hooked or A/A cell needs its baseline in the same run.
@@ -208,6 +211,7 @@ class Matrix:
                 list(sizes) if sizes is not None else b.sizes,
                 list(hooks) if hooks is not None else b.hooks,
                 list(buf_offsets) if buf_offsets is not None else b.buf_offsets,
+                b.aa,
             )
             if nb not in blocks:
                 blocks.append(nb)
@@ -265,7 +269,9 @@ def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
         # test at α/m with m ≈ 35 claims, and an MDE ≤ 5 % where per-process spread ≤ 3 %.
         # io_uring 4 KiB with the points that fire there (no syscall of the read's own: the
         # cheapest is a page-cache or io_uring tracepoint, measured here beside sys_enter), and
-        # mmap-fault with the fault tracepoint (no syscall at all).
+        # mmap-fault with the fault tracepoint (no syscall at all). Each claim's baseline has
+        # an A/A copy (the sham toggled like a hook), so the run's own A/A rate vouches for
+        # its claims' toggling.
         shapes = [Block([w.name], list(w.shape_sizes)) for w in REGISTRY if w.name != "cached"]
         io_uring_hooks = [*empty(hooked("io_uring")), *POINTS_OF["io_uring"]]
         return Matrix(
@@ -273,12 +279,12 @@ def _preset(name: str, default_hooks: HookDefaults) -> Matrix:
             [
                 Block(["cached"], DESIGN_SIZES),
                 *shapes,
-                Block(["cached"], [64, 64 * KiB, MiB], ["none", *hooked("cached")]),
-                Block(["pipe"], [64], ["none", *hooked("pipe")]),
+                Block(["cached"], [64, 64 * KiB, MiB], ["none", *hooked("cached")], aa=True),
+                Block(["pipe"], [64], ["none", *hooked("pipe")], aa=True),
                 Block(["cached"], [64], ["none", *exit_side("cached")]),
                 Block(["pipe"], [64], ["none", *exit_side("pipe")]),
-                Block(["io_uring"], [4 * KiB], ["none", *io_uring_hooks]),
-                Block(["mmap-fault"], [4 * KiB], ["none", *POINTS_OF["mmap-fault"]]),
+                Block(["io_uring"], [4 * KiB], ["none", *io_uring_hooks], aa=True),
+                Block(["mmap-fault"], [4 * KiB], ["none", *POINTS_OF["mmap-fault"]], aa=True),
             ],
             rounds=4,
             processes_per_round=2,
@@ -377,7 +383,7 @@ def matrix_from_dict(raw: dict[str, Any], source: str) -> Matrix:
         where = f"matrix {source}: block {i + 1}"
         if not isinstance(b, dict):
             raise BadInput(f"{where}: must be a table")
-        extra = set(b) - {"workloads", "sizes", "hooks", "buf_offsets"}
+        extra = set(b) - {"workloads", "sizes", "hooks", "buf_offsets", "aa"}
         if extra:
             raise BadInput(f"{where}: unknown key(s) {sorted(extra)}")
         for key in ("workloads", "sizes"):
@@ -389,9 +395,16 @@ def matrix_from_dict(raw: dict[str, Any], source: str) -> Matrix:
                 [parse_size(s, f"{where}: size") for s in b["sizes"]],
                 [str(h) for h in b.get("hooks", ["none"])],
                 [int(o) for o in b.get("buf_offsets", [0])],
+                _block_aa(b.get("aa", False), where),
             )
         )
     return Matrix(str(raw.get("name", Path(source).stem)), blocks, **kw)
+
+
+def _block_aa(v: object, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise BadInput(f"{where}: aa = {v!r} must be true or false")
+    return v
 
 
 def validate(

@@ -8,7 +8,7 @@ message naming both versions. docs/contracts.md describes the same shape in pros
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from readbench.errors import BadInput
 
@@ -29,6 +29,7 @@ class BlockJSON(TypedDict):
     sizes: list[int]
     hooks: list[str]
     buf_offsets: list[int]
+    aa: NotRequired[bool]  # A/A copies of this block's baselines (absent before 2026-12-02)
 
 
 class MatrixJSON(TypedDict, total=False):

@@ -111,6 +111,38 @@ def test_aa_adds_baseline_copies() -> None:
     assert aa.baseline == f"cached/{aa.size}/none"
 
 
+def test_block_aa_copies_only_its_own_baselines() -> None:
+    m = Matrix("t", [Block(["cached"], [64], ["none", "rawtp:sys_enter"], aa=True),
+                     Block(["pipe"], [64], ["none"])])  # fmt: skip
+    assert {c.name for c in m.cells() if c.aa_copy} == {"cached/64/none#aa"}
+    assert m.narrowed(sizes=[128]).blocks[0].aa  # narrowing keeps the block's A/A
+    # ... but a block narrowed to its baselines has no claim for an A/A to vouch for
+    assert not [c for c in m.narrowed(hooks=["none"]).cells() if c.aa_copy]
+
+
+def test_default_has_an_aa_copy_of_every_claims_baseline() -> None:
+    """A default run's A/A rate (the sham toggled like a hook) vouches for its claims."""
+    m = load_matrix("default", ["none", "rawtp:sys_enter:empty"])
+    cells = m.cells()
+    aa = {c.baseline for c in cells if c.aa_copy}
+    assert aa == {c.baseline for c in cells if c.hook != "none"}
+    assert not m.aa  # the copies come from the claims' blocks, not one per cell of the run
+
+
+def test_toml_block_aa(tmp_path: Path) -> None:
+    f = tmp_path / "m.toml"
+    f.write_text(
+        '[[block]]\nworkloads = ["cached"]\nsizes = [64]\n'
+        'hooks = ["none", "rawtp:sys_enter"]\naa = true\n'
+    )
+    assert [c.name for c in load_matrix(str(f), ["none"]).cells() if c.aa_copy] == [
+        "cached/64/none#aa"
+    ]
+    f.write_text('[[block]]\nworkloads = ["cached"]\nsizes = [64]\naa = "yes"\n')
+    with pytest.raises(BadInput, match=r"block 1: aa = 'yes' must be true or false"):
+        load_matrix(str(f), ["none"])
+
+
 def test_narrowed_replaces_axes() -> None:
     m = load_matrix("default", ["none"]).narrowed(workloads=["cached"], sizes=[64], hooks=["none"])
     assert [c.name for c in m.cells()] == ["cached/64/none"]
