@@ -268,12 +268,12 @@ def coverage_recommendation(
         return {"need": "observe", "text": text, "points": [], "summary": "; ".join(
             [summary, *tail]), "unseen": unseen, "alternatives": alternatives}  # fmt: skip
     parts = []
-    measured = True
+    unmeasured = 0
     for r in best:
         o = overheads.get(r["key"]) or {}
         if o.get("ns") is None:
-            measured = False
-            parts.append(f"{r['via']} on {_label(r)}")
+            unmeasured += 1
+            parts.append(f"{r['via']} on {_label(r)} (overhead not measured)")
         else:
             ci = o.get("ci95") or [o["ns"], o["ns"]]
             on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
@@ -283,8 +283,12 @@ def coverage_recommendation(
     seen_n = len(coverable)
     summary = (" + ".join(parts) + f": together they see {seen_n} of the {len(names)} read "
                "kinds measured with their file")  # fmt: skip
-    if not measured:
-        summary += " (overhead not measured: ranked by the fewest points)"
+    if unmeasured == len(best):
+        summary += " (no overhead measured: ranked by the fewest points)"
+    elif unmeasured:
+        # a set with a measured point beside an unmeasured one: say what the rank rests on
+        summary += (" (ranked by the fewest points of unmeasured overhead, then the fewest "
+                    "points, then the sum of the measured upper 95% bounds)")  # fmt: skip
     if tail or alternatives:
         summary += "; " + "; ".join([*tail, *(a["text"] for a in alternatives[:3])])  # fmt: skip
     return {
