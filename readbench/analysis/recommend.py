@@ -268,12 +268,13 @@ def coverage_recommendation(
         return {"need": "observe", "text": text, "points": [], "summary": "; ".join(
             [summary, *tail]), "unseen": unseen, "alternatives": alternatives}  # fmt: skip
     parts = []
-    unmeasured = 0
+    unmeasured = sum((overheads.get(r["key"]) or {}).get("ns") is None for r in best)
     for r in best:
         o = overheads.get(r["key"]) or {}
         if o.get("ns") is None:
-            unmeasured += 1
-            parts.append(f"{r['via']} on {_label(r)} (overhead not measured)")
+            # beside measured ones, an unmeasured point says so by its name
+            mark = " (overhead not measured)" if unmeasured < len(best) else ""
+            parts.append(f"{r['via']} on {_label(r)}{mark}")
         else:
             ci = o.get("ci95") or [o["ns"], o["ns"]]
             on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
