@@ -51,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from readbench.analysis.compare import compare_runs, compare_sides
-    from readbench.render.compare import rich_change_table, rich_table, write_compare
+    from readbench.render.compare import (
+        machine_lines,
+        rich_change_table,
+        rich_table,
+        write_compare,
+    )
 
     if args.vs is not None:
         result = compare_sides(args.runs, args.vs, alpha=args.alpha, margin=args.margin)
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     con = Console(stderr=bool(args.json))
     if not con.is_terminal:
         con.width = max(con.width, 180)  # a log file should not get a crushed table
+    for line in machine_lines(result):
+        con.print(line)
     con.print(rich_table(result))
     con.print(f"unit of replication: {result['unit']}: {result['unit_note']}", markup=False)
     change = rich_change_table(result)

@@ -96,6 +96,30 @@ def rich_table(result: dict[str, Any]) -> Table:
     return t
 
 
+def machine_lines(result: dict[str, Any]) -> list[Text]:
+    """One line per run: its kernel, CPU model, copy routine and the routine's share of each
+    baseline cell's read() samples; first, where the runs are emulated, that every time in
+    the table is. The routine and its share are what a cross-CPU compare is asked for."""
+    lines = []
+    if result.get("emulated"):
+        lines.append(Text("EMULATED TIMES (QEMU TCG): every ns in this comparison is an "
+                          "emulated time, not a hardware time; the routine, its share and "
+                          "the counts are facts", style="bold yellow"))  # fmt: skip
+    for r in result["runs"]:
+        m = r.get("machine") or {}
+        shares = ", ".join(
+            f"{c['cell']}: {c['copy_fraction'] * 100:.1f} % in {c.get('copy_symbol') or '?'}"
+            for c in m.get("copy_share") or []
+            if c.get("copy_fraction") is not None
+        )
+        cpu = m.get("cpu_model_asked") or m.get("cpu_model") or "?"
+        accel = f", {m['accel']}" if m.get("accel") else ""
+        lines.append(Text(f"{r['label']}: {m.get('kernel', '?')}, -cpu {cpu}{accel}, copy routine "
+                          f"{m.get('copy_routine') or '?'}" + (f"; copy share {shares}" if shares
+                                                               else "")))  # fmt: skip
+    return lines
+
+
 def rich_change_table(result: dict[str, Any]) -> Table | None:
     """Hook overhead in each run and its change B/A (Holm-tested, simultaneous CI)."""
     rows = result.get("overhead_change") or []

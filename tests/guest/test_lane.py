@@ -105,6 +105,8 @@ def test_cross_cpu_compare_labels_emulated_times(cpu_model_runs: dict, tmp_path:
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
+    # the terminal (stderr beside --json) labels the times and names each run's routine
+    assert "EMULATED TIMES" in p.stderr and "copy_user_generic_string" in p.stderr, p.stderr
     res = json.loads(p.stdout)
     assert res["emulated"]
     routines = [r["machine"]["copy_routine"] for r in res["runs"]]

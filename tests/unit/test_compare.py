@@ -220,3 +220,11 @@ def test_emulated_runs_are_never_set_against_hardware_runs(tmp_path: Path) -> No
     assert res["emulated"] and all(run["machine"]["emulated"] for run in res["runs"])
     html = write_compare(res, tmp_path / "rep2").read_text()
     assert "EMULATED TIMES" in html and "emulated (tcg)" in html
+    # the terminal says it too, with each run's routine beside it
+    cmd = [sys.executable, "-m", "readbench", "compare", str(tcg), str(tcg2)]
+    r = subprocess.run([*cmd, "--out", str(tmp_path / "rep3")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.index("EMULATED TIMES") < r.stdout.index("readbench compare:")
+    routines = [ln.split("copy routine ")[1].split(";")[0] for ln in r.stdout.splitlines()
+                if "copy routine " in ln]  # fmt: skip
+    assert routines == [run["machine"]["copy_routine"] for run in res["runs"]], r.stdout
