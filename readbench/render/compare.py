@@ -114,9 +114,11 @@ def machine_lines(result: dict[str, Any]) -> list[Text]:
         )
         cpu = m.get("cpu_model_asked") or m.get("cpu_model") or "?"
         accel = f", {m['accel']}" if m.get("accel") else ""
-        lines.append(Text(f"{r['label']}: {m.get('kernel', '?')}, -cpu {cpu}{accel}, copy routine "
-                          f"{m.get('copy_routine') or '?'}" + (f"; copy share {shares}" if shares
-                                                               else "")))  # fmt: skip
+        line = f"{r['label']}: {m.get('kernel', '?')}, -cpu {cpu}{accel}, "
+        line += f"copy routine {m.get('copy_routine') or '?'}"
+        if shares:
+            line += f"; copy share {shares}"
+        lines.append(Text(line))  # Text(): labels come from input files, never rich markup
     return lines
 
 

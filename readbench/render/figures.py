@@ -306,7 +306,7 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
             sub = df[df["workload"] == w].sort_values("size_n")
             order = list(dict.fromkeys(sub["size"]))
             # box and points share one layout: same data, axes, order and colours; a panel
-            # dodges only its own hooks (all of the run's left most slots empty)
+            # dodges only its own hooks (dodging all of the run's left most slots empty)
             common = {
                 "data": sub, "x": "size", "y": "ns", "hue": "hook", "order": order,
                 "hue_order": [h for h in hooks if h in set(sub["hook"])], "palette": pal,
