@@ -172,13 +172,14 @@ class Matrix:
     def cells(self) -> list[Cell]:
         seen: dict[str, Cell] = {}
         for b in self.blocks:
+            aa = self.aa or (b.aa and any(h != "none" for h in b.hooks))
             for w in b.workloads:
                 for s in b.sizes:
                     for off in b.buf_offsets:
                         for h in b.hooks:
                             c = Cell(w, s, h, off)
                             seen.setdefault(c.name, c)
-                        if self.aa or (b.aa and any(h != "none" for h in b.hooks)):
+                        if aa:
                             c = Cell(w, s, "none", off, aa_copy=True)
                             seen.setdefault(c.name, c)
         # Every hooked or A/A cell needs its baseline in the same run.

@@ -305,11 +305,12 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         for ax, w in zip(axes, keys, strict=True):
             sub = df[df["workload"] == w].sort_values("size_n")
             order = list(dict.fromkeys(sub["size"]))
+            here = set(sub["hook"])
             # box and points share one layout: same data, axes, order and colours; a panel
             # dodges only its own hooks (dodging all of the run's left most slots empty)
             common = {
                 "data": sub, "x": "size", "y": "ns", "hue": "hook", "order": order,
-                "hue_order": [h for h in hooks if h in set(sub["hook"])], "palette": pal,
+                "hue_order": [h for h in hooks if h in here], "palette": pal,
                 "ax": ax,
             }  # fmt: skip
             sns.boxplot(**common, showfliers=False, fill=False, legend=False, linewidth=0.8)
@@ -371,7 +372,8 @@ def ecdfs(
         pal = _hook_palette(hooks)
         for ax, panel in zip(axes, shown, strict=True):
             sub = df[df["panel"] == panel]
-            mine = [h for h in hooks if h in set(sub["hook"])]  # the legend lists these only
+            here = set(sub["hook"])
+            mine = [h for h in hooks if h in here]  # the legend lists these only
             sns.ecdfplot(data=sub, x="ns", hue="hook", hue_order=mine, palette=pal, ax=ax)
             ax.set_xscale("log")
             _plain_log_labels(ax, sub["ns"], axis="x")
