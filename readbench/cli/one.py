@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """One cell, quickly: a small run in a temporary directory, summarised and removed."""
-    from readbench.measure import datafiles, runner
+    from readbench.measure import children, datafiles, runner
     from readbench.model.matrix import Block, Matrix, check_workload, parse_size
     from readbench.render.terminal import ProgressReporter
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             rep = ProgressReporter(show=not args.no_progress)
             manifest = runner.execute(plan, run, manifest, reporter=rep)
-        except runner.Interrupted as e:
+        except children.Interrupted as e:
             return 128 + e.signum
         if manifest.get("failed"):
             raise ReadbenchError(manifest["failed"][0]["reason"])
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         if bpf.exists():
             out["bpf"] = json.loads(bpf.read_text())
         if args.perf:
-            child = runner.ChildRunner()
+            child = children.ChildRunner()
             proc = child.run(runner.side_cmd(plan, target, "perf", seconds=1.5), timeout=300)
             if proc.returncode != 0:
                 raise MissingCapability(f"perf pass failed: {runner._error_tail(proc.stderr)}")

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, lock: Any) -> int:
     from readbench.analysis import machine_state
-    from readbench.measure import datafiles, runner, sysstate
+    from readbench.measure import children, datafiles, runner, sysstate
     from readbench.model.matrix import load_matrix
     from readbench.render.terminal import ProgressReporter, console
 
@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     try:
         extra = (calibration_pass(plan, lock, rep),) if plan.matrix.calibrate else ()
         manifest = runner.execute(plan, run, manifest, reporter=rep, extra=extra)
-    except runner.Interrupted as e:
+    except children.Interrupted as e:
         console.print(
             f"[yellow]interrupted ({e})[/yellow]: finished cells kept in {run.path}; "
             f"continue with: readbench run --resume {run.path}"

@@ -11,20 +11,18 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from readbench.bpf import support
-from readbench.errors import BadInput, MeasurementError
+from readbench.errors import BadInput
 from readbench.measure import datafiles, machine, paired, sysstate
+from readbench.measure.children import ChildRunner, signals_raise
 from readbench.measure.paired import sham_hook
 from readbench.measure.readloop import io_uring_refusal
 from readbench.measure.worker import cell_argv
@@ -63,12 +61,6 @@ class ExtraPass:
     description: str
     done: Callable[[RunDir], bool]
     run: Callable[[RunDir, dict[str, Any]], None]
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -172,54 +164,6 @@ def cell_order(cells: list[Cell], seed: int, round_no: int) -> list[Cell]:
     order = list(cells)
     random.Random(f"{seed}:{round_no}").shuffle(order)
     return order
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """SIGTERM and SIGINT raise Interrupted wherever the main thread is."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-class ChildRunner:
-    """Runs one child at a time in its own process group, so an interrupt kills all of it
-    (pyperf's main process and its workers, hence their BPF links) at once."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen[str] | None = None
-
-    def run(self, cmd: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise MeasurementError(f"timed out after {timeout} s: {' '.join(cmd[:6])}") from None
-        rc = self.proc.returncode
-        self.proc = None
-        return subprocess.CompletedProcess(cmd, rc, out, err)
-
-    def kill(self) -> None:
-        p = self.proc
-        if p is not None and p.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-        self.proc = None
 
 
 def _cell_argv(plan: RunPlan, cell: Cell) -> list[str]:
@@ -373,7 +317,7 @@ def execute(
     loops: dict[str, int | None] = {}
     during: list[dict[str, Any]] = manifest.setdefault("system_state", {}).setdefault("during", [])
     try:
-        with _signals_raise():
+        with signals_raise():
             rep.start(len(todo_rounds) + len(side))
             for r, c in todo_rounds:
                 if c.name in failed:
