@@ -19,6 +19,7 @@ from typing import Any
 from readbench.copy import cpuid
 from readbench.kernel import copyroutine, cpu
 from readbench.measure import datafiles
+from readbench.model.guest import emulated_note
 
 
 def cpu_info() -> dict[str, Any]:
@@ -69,10 +70,7 @@ def virtualization(flags: list[str]) -> dict[str, Any]:
     return out
 
 
-EMULATED_NOTE = (
-    "this machine's CPU is emulated (QEMU TCG): every time here is an emulated time, not a "
-    "hardware time; counts, attachability, arguments and the copy routine are facts"
-)
+EMULATED_NOTE = emulated_note("this machine measures")
 
 
 def emulated(virt: dict[str, Any]) -> bool:

@@ -25,6 +25,16 @@ _EDIT_RE = re.compile(r"^([+-]?)([a-zA-Z0-9_.-]+)(?:=(on|off|true|false|\d+))?$"
 _CPUINFO_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
+def emulated_note(times: str) -> str:
+    """The one wording of what a TCG guest's numbers are; `times` says which times it covers
+    ("on this page", "in this comparison")."""
+    return (
+        f"EMULATED TIMES (QEMU TCG): every time {times} is an emulated time, not a hardware "
+        "time; the copy routine, its share of the samples, the counts, what attaches and what "
+        "a program sees are facts"
+    )
+
+
 @dataclass(frozen=True)
 class CpuModel:
     """QEMU's -cpu: a model name and flag edits, e.g. max,-erms,-fsrm."""

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from readbench.model.guest import emulated_note
 from readbench.render import figures
 from readbench.render.report import render
 from readbench.store.rundir import atomic_write_text
@@ -102,9 +103,7 @@ def machine_lines(result: dict[str, Any]) -> list[Text]:
     the table is. The routine and its share are what a cross-CPU compare is asked for."""
     lines = []
     if result.get("emulated"):
-        lines.append(Text("EMULATED TIMES (QEMU TCG): every ns in this comparison is an "
-                          "emulated time, not a hardware time; the routine, its share and "
-                          "the counts are facts", style="bold yellow"))  # fmt: skip
+        lines.append(Text(emulated_note("in this comparison"), style="bold yellow"))
     for r in result["runs"]:
         m = r.get("machine") or {}
         shares = ", ".join(

@@ -20,6 +20,7 @@ from readbench.analysis.program_time import bpf_rows
 from readbench.analysis.recommend import atlas_with_overheads, coverage_with_overheads
 from readbench.analysis.stats import analyze_loaded
 from readbench.model import layers
+from readbench.model.guest import emulated_note
 from readbench.model.matrix import cell_order, cell_slug
 from readbench.render import figures, flame
 from readbench.store.load import (
@@ -49,6 +50,7 @@ def _env() -> jinja2.Environment:
     env.filters["pval"] = _pval
     env.filters["pct"] = _pct
     env.filters["size"] = figures.size_label
+    env.globals["emulated_note"] = emulated_note
     return env
 
 
