@@ -341,6 +341,16 @@ def distributions(cells: list[dict[str, Any]]) -> Figure | None:
         )
 
 
+def ecdf_panels(df: pd.DataFrame, max_panels: int) -> tuple[list[str], list[str]]:
+    """Every panel in workload and size order, and the ones drawn. A hook's tail is what
+    the figure is for, so panels with a hook beside the baseline come before
+    baseline-only ones."""
+    panels = list(dict.fromkeys(df.sort_values(["workload", "size_n"], kind="stable")["panel"]))
+    n_hooks = df.groupby("panel")["hook"].nunique()
+    shown = sorted(panels, key=lambda p: n_hooks[p] < 2)[:max_panels]
+    return panels, sorted(shown, key=panels.index)
+
+
 @_quiet
 def ecdfs(
     cells: list[dict[str, Any]], values: dict[str, Any], max_panels: int = 6
@@ -365,8 +375,7 @@ def ecdfs(
     with plt.rc_context(RC):
         df = pd.DataFrame(rows)
         df["workload"] = df["panel"].str.split(" / ").str[0]
-        panels = list(dict.fromkeys(df.sort_values(["workload", "size_n"], kind="stable")["panel"]))
-        shown = panels[:max_panels]
+        panels, shown = ecdf_panels(df, max_panels)
         fig, axes = _facets(len(shown), width=4.6, height=3.2)
         hooks = sorted(df["hook"].unique())
         pal = _hook_palette(hooks)
@@ -384,7 +393,11 @@ def ecdfs(
                 leg.set_title(None)
                 for t in leg.get_texts():
                     t.set_fontsize(7)
-        more = f" Showing {len(shown)} of {len(panels)} panels." if len(panels) > len(shown) else ""
+        more = (
+            f" Showing {len(shown)} of {len(panels)} panels, those with a hook first."
+            if len(panels) > len(shown)
+            else ""
+        )
         return Figure(
             "fig-ecdf",
             "Latency ECDFs (all values)",

@@ -297,3 +297,21 @@ def test_an_emulated_run_says_so_on_top(tmp_path: Path) -> None:
     assert page.index("EMULATED TIMES") < page.index('id="answer"')
     hw = write_run(tmp_path / "hw", sizes=(64,), processes=8, aa=False)
     assert "EMULATED TIMES" not in report.write_report(hw, tmp_path / "rep").read_text()
+
+
+def test_ecdf_panels_show_the_hooked_cells_first() -> None:
+    """Six panels of eight: the three with a hook are drawn, then baseline-only ones to
+    fill, each in workload and size order (the first six by name were all baseline-only)."""
+    import pandas as pd
+
+    from readbench.render import figures
+
+    rows = [{"panel": f"cached / {n}", "workload": "cached", "size_n": n, "hook": "none"}
+            for n in (1, 2, 4, 8, 16)]  # fmt: skip
+    for w, n in (("cached", 4096), ("mmap", 4096), ("pipe", 64)):
+        for h in ("none", "rawtp:sys_enter"):
+            rows.append({"panel": f"{w} / {n}", "workload": w, "size_n": n, "hook": h})
+    panels, shown = figures.ecdf_panels(pd.DataFrame(rows), 6)
+    assert len(panels) == 8
+    assert shown == ["cached / 1", "cached / 2", "cached / 4", "cached / 4096", "mmap / 4096",
+                     "pipe / 64"]  # fmt: skip
