@@ -63,6 +63,11 @@ def _cost_text(cost: float | None, ci: list[float] | None) -> str:
     return f"{cost:.0f} ns per read (95% CI {ci[0]:.0f}–{ci[1]:.0f})"
 
 
+def _via_fd(row: dict[str, Any]) -> bool:
+    """The point gets the read's fd only; the struct file takes a walk of current->files."""
+    return bool(row["sees"]["file"]) and str(row["sees"]["file"]).startswith("fd number")
+
+
 def _once(f: float | None) -> bool:
     return f is not None and 0.99 <= f <= 1.01
 
@@ -106,12 +111,20 @@ def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[d
             if need == "data" and not r["sees"]["data"]:
                 continue
             cands.append((r, via))
+        ideal_target, ideal_type = ideals[need]
+        # where no cost is measured (--no-overhead, or a refused claim) cost ties; the first
+        # row then won, sys_enter before vfs_read. The ideal point, then a point handed the
+        # struct file itself rather than an fd, breaks the tie
         best = min(
             cands,
-            key=lambda rv: (*_cost(rv[0], body, rv[1]), *_cost(rv[0], "empty", rv[1])),
+            key=lambda rv: (
+                *_cost(rv[0], body, rv[1]),
+                *_cost(rv[0], "empty", rv[1]),
+                (rv[0]["target"], rv[1]) != (ideal_target, ideal_type),
+                _via_fd(rv[0]),
+            ),
             default=None,
         )
-        ideal_target, ideal_type = ideals[need]
         ideal_row = by_target.get(ideal_target)
         ideal: dict[str, Any] = {"point": ideal_target, "attach": ideal_type}
         if ideal_row is None:
@@ -132,7 +145,7 @@ def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[d
             cost, ci = _overhead(row, body, via)
             cost_txt = _cost_text(cost, ci)
             caveat = ""
-            if row["sees"]["file"] and str(row["sees"]["file"]).startswith("fd number"):
+            if _via_fd(row):
                 caveat = "; it gets the fd, and the struct file through current->files"
             if need == "data" and not row["sees"]["data_before_user_space"]:
                 caveat = "; it sees the bytes after they reach the user buffer, not before"
@@ -149,7 +162,10 @@ def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[d
                 overhead_ns=cost,
                 overhead_ci95=ci,
                 fires_per_read=_fires(row, via),
-                ranked_by="upper 95% bound of the overhead, then its estimate",
+                ranked_by="upper 95% bound of the overhead, then its estimate"
+                if cost is not None
+                else "no overhead measured: the ideal point where it can serve, then a "
+                "point given the struct file itself",
                 summary=f"{via} on {row['target']} ({body} body): {cost_txt}{caveat}"
                 + (
                     ""

@@ -75,4 +75,9 @@ def test_recommendations_name_types_that_can_do_the_need(atlas: dict) -> None:
         assert r["fires_per_read"] > 0, r
     obs = rows[recs["observe"]["point"]]
     assert obs["sees"]["file"] and recs["observe"]["fires_per_read"] == 1.0
+    ideal = recs["observe"]["ideal"]
+    if recs["observe"]["overhead_ns"] is None and ideal["available"]:
+        # no cost to rank by: the ideal point where it attaches, not the first row
+        assert (recs["observe"]["point"], recs["observe"]["attach"]) == (
+            ideal["point"], ideal["attach"]), recs["observe"]  # fmt: skip
     assert rows[recs["data"]["point"]]["sees"]["data"]

@@ -226,3 +226,24 @@ def test_silent_points_explain_themselves_from_evidence() -> None:
     ks = by["ksys_pread64"]["fires_note"]
     assert "__x64_sys_pread64 fires 1.00 per read" in ks and "could not be checked" in ks
     assert "silent" not in by["vfs_read"]
+
+
+def test_without_overheads_the_ideal_point_wins_the_tie() -> None:
+    """--no-overhead: every cost is unmeasured, so cost cannot rank. The ideal point
+    (fentry on vfs_read) is named, not the first row (sys_enter, which gets an fd only)."""
+    sys_ = _row("sys_enter", {"rawtp": True}, 1.0, {"file": "fd number only"}, group="raw_syscalls")
+    vfs = _row("vfs_read", {"fentry": True}, 1.0, {"file": "struct file *"})
+    rw = _row("rw_verify_area", {"fentry": True}, 1.0, {"file": "struct file *"})
+    for rows in ([sys_, rw, vfs], [rw, vfs, sys_]):
+        obs = next(r for r in recommend(rows) if r["need"] == "observe")
+        assert obs["point"] == "vfs_read" and obs["attach"] == "fentry", obs
+        assert (
+            "overhead not measured" in obs["summary"] and "no overhead measured" in obs["ranked_by"]
+        )
+    # without the ideal point, one given the struct file beats one given the fd
+    obs = next(r for r in recommend([sys_, rw]) if r["need"] == "observe")
+    assert obs["point"] == "rw_verify_area" and "current->files" not in obs["summary"]
+    # a measured cost still ranks first: sys_enter measured beats vfs_read unmeasured
+    sys_m = _row("sys_enter", {"rawtp": True}, 1.0, {"file": "fd number only"}, 60, group="x")
+    obs = next(r for r in recommend([sys_m, vfs]) if r["need"] == "observe")
+    assert obs["point"] == "sys_enter"
