@@ -8,6 +8,10 @@
  * divides by the reads of the pass: requests, bytes, the sum of request times and the time
  * at least one of them was in flight (the union of their intervals: what a synchronous
  * reader waits). Raw tracepoints, arguments read with CO-RE: 6.1 and later.
+ *
+ * The scheduler tracepoints time the reader itself off the CPU: from sched_switch out to
+ * sched_switch in, and within that from becoming runnable (sched_wakeup, or switched out
+ * still runnable: preempted) to running again, the wait for a CPU.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -145,5 +149,47 @@ int dw_rq_complete(struct bpf_raw_tracepoint_args *ctx)
 	if (d > out.max_ns)
 		out.max_ns = d;
 	leave(now);
+	return 0;
+}
+
+static __always_inline int reader(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, pid) == cfg.tgid;
+}
+
+/* sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+ *              unsigned int prev_state): prev_state 0 (TASK_RUNNING) or a preemption
+ * leaves prev runnable, waiting for a CPU from this moment. */
+SEC("raw_tp/sched_switch")
+int dw_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx->args[1];
+	struct task_struct *next = (struct task_struct *)ctx->args[2];
+	__u64 now;
+
+	if (out.on && reader(prev)) {
+		now = bpf_ktime_get_ns();
+		out.off_at = now;
+		out.runnable_at = ((ctx->args[0] & 1) || (__u32)ctx->args[3] == 0) ? now : 0;
+		__sync_fetch_and_add(&out.switches, 1);
+	} else if (out.off_at && reader(next)) {
+		now = bpf_ktime_get_ns();
+		out.off_ns += now - out.off_at;
+		if (out.runnable_at)
+			out.runnable_ns += now - out.runnable_at;
+		out.off_at = 0;
+		out.runnable_at = 0;
+	}
+	return 0;
+}
+
+/* sched_wakeup(struct task_struct *p): p is runnable from here until it is switched in. */
+SEC("raw_tp/sched_wakeup")
+int dw_wakeup(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *p = (struct task_struct *)ctx->args[0];
+
+	if (out.off_at && !out.runnable_at && reader(p))
+		out.runnable_at = bpf_ktime_get_ns();
 	return 0;
 }

@@ -9,7 +9,8 @@
 
 /* .rodata: set by the loader before load. */
 struct dw_cfg {
-	__u32 tgid; /* the measuring process: only the bios it queues are followed */
+	__u32 tgid; /* the measuring process: only the bios it queues are followed, and its
+		     * main thread (pid == tgid, the one running the C loop) off the CPU */
 	__u32 pad;
 };
 
@@ -27,6 +28,13 @@ struct dw_out {
 	__u64 busy_ns;    /* union of the requests' intervals: time >= 1 request was in flight */
 	__u64 inflight;   /* requests issued and not yet complete */
 	__u64 busy_start; /* when inflight last went 0 -> 1 */
+	/* The measuring thread off the CPU (sched_switch, sched_wakeup): the rest of wall - CPU
+	 * beside the device, measured. */
+	__u64 switches;    /* times it was switched out while on */
+	__u64 off_ns;      /* sum of switched out -> switched in */
+	__u64 runnable_ns; /* of that, runnable (woken, or preempted) -> switched in */
+	__u64 off_at;      /* when it was last switched out; 0 while it runs */
+	__u64 runnable_at; /* when it last became runnable while out; 0 while asleep */
 };
 
 #endif

@@ -48,12 +48,20 @@ def lower_layers(one: dict[str, Any]) -> dict[str, float]:
         f"{where}: the device wait ({dw['measured_ns']:.0f} ns) exceeds the read's own wall "
         f"clock in that pass ({dw['pass_wall_ns']:.0f} ns): a synchronous read cannot wait longer"
     )
+    off, runnable = dw.get("pass_off_cpu_ns"), dw.get("pass_runnable_ns")
+    assert off is not None and runnable is not None, f"{where}: the reader off the CPU: {dw}"
+    assert 0 <= runnable <= off and (dw["switches_per_read"] or 0) >= 0.9, (
+        f"{where}: a read that waits for the device sleeps once at least; runnable "
+        f"{runnable:.0f} ns of {off:.0f} ns off the CPU, {dw['switches_per_read']} switches"
+    )
     paths = {p["to"]: p for p in an["paths"]}
     assert "device" in paths, f"{where}: no measured path reaches the driver: {an['paths']}"
     assert paths["device"]["frames"][-1]["layer"] == layers.DRIVER
     out = {name: r["ns"] for name, r in rows.items()}
     out["wall − CPU"] = dw["wall_minus_cpu_ns"]
     out["device wait (measured)"] = dw["measured_ns"]
+    out["off CPU (measured, device pass)"] = off
+    out["of it runnable (measured)"] = runnable
     return out
 
 

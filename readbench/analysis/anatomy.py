@@ -5,9 +5,10 @@ on-CPU sample is placed in a layer of the read path by its kernel call chain
 (readbench.model.layers.classify; by the sampled function alone for a run recorded without
 chains); shares of the read's samples become ns per read with the task-clock per read. Off
 the CPU: the device wait measured per read from the block tracepoints in a pass of its own
-(perf.device_wait), shown beside wall − CPU, and what is left of wall − CPU ("other off-CPU
-time": waiting to run, or for a pipe's writer). The null-syscall floor, measured in the same
-pass, is set beside the sampled entry/exit layer.
+(perf.device_wait), shown beside wall − CPU; in that pass too the reader's own time off the
+CPU and, within it, runnable but waiting for a CPU, from the scheduler's tracepoints; and
+what is left of wall − CPU ("other off-CPU time": asleep for a pipe's writer, say). The
+null-syscall floor, measured in the same pass, is set beside the sampled entry/exit layer.
 
 Also from the call chains: the measured path (each function from the syscall to the copy
 routine, or to the device driver, with its inclusive ns per read) and the call tree the
@@ -73,8 +74,21 @@ def device_wait(perf: dict[str, Any], off_cpu: float) -> dict[str, Any]:
             reads=dw.get("reads"),
             pass_wall_minus_cpu_ns=dw.get("wall_minus_cpu_ns"),
             pass_wall_ns=dw.get("wall_ns_per_read"),
+            # the reader off the CPU, from the scheduler's tracepoints (absent in runs made
+            # before they were measured)
+            pass_off_cpu_ns=dw.get("off_cpu_ns_per_read"),
+            pass_runnable_ns=dw.get("runnable_ns_per_read"),
+            switches_per_read=dw.get("switches_per_read"),
         )
     return out
+
+
+def _runnable_share(dw: dict[str, Any]) -> float | None:
+    """The share of the device pass's measured off-CPU time the reader spent runnable."""
+    off, runnable = dw.get("pass_off_cpu_ns"), dw.get("pass_runnable_ns")
+    if not isinstance(off, (int, float)) or not isinstance(runnable, (int, float)):
+        return None
+    return min(runnable / off, 1.0) if off > 0 else 0.0
 
 
 def of_perf(perf: dict[str, Any]) -> dict[str, Any] | None:
@@ -100,12 +114,16 @@ def of_perf(perf: dict[str, Any]) -> dict[str, Any] | None:
     ns = {name: samples[name] / total * cpu for name in layers.NAMES}
     off = wall - cpu
     dw = device_wait(perf, off)
+    # Off the CPU, split by what was measured in the device pass: first the time runnable
+    # (strictly off-CPU by construction), scaled as a share onto this pass's wall − CPU; then
+    # the device wait, at most the rest (async readahead keeps the device busy while the
+    # reader runs, so the busy time can exceed its sleep); the remainder is "other".
+    share = _runnable_share(dw)
+    ns[layers.RUNQ] = share * off if share is not None else 0.0
     measured = dw.get("measured_ns")
-    if isinstance(measured, (int, float)):
-        ns[layers.DEVICE] = min(float(measured), off)
-        ns[layers.OFF_CPU] = off - ns[layers.DEVICE]
-    else:
-        ns[layers.OFF_CPU] = off  # nothing measured: all of wall − CPU, labelled as such
+    asleep = off - ns[layers.RUNQ]
+    ns[layers.DEVICE] = min(float(measured), asleep) if isinstance(measured, (int, float)) else 0
+    ns[layers.OFF_CPU] = asleep - ns[layers.DEVICE]  # nothing measured: all of wall − CPU
     rows = []
     for layer in layers.LAYERS:
         row = {"layer": layer.name, "ns": ns[layer.name], "share": ns[layer.name] / wall}

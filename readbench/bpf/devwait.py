@@ -1,11 +1,13 @@
 """Device wait, measured: bpf/devwait.bpf.c on the block tracepoints, for the bios the
 measuring process queues (block_bio_queue, block_split) and their requests (block_rq_issue
-to block_rq_complete). A separate pass of its own (measure/perf_profile.py), never while
+to block_rq_complete); and the reader's own time off the CPU, and waiting for one, from the
+scheduler's tracepoints. A separate pass of its own (measure/perf_profile.py), never while
 timing.
 
     with DeviceWait() as dw:
         dw.on(); loop.run(n); dw.off()
-        dw.read() -> {bios, splits, requests, bytes, sum_ns, max_ns, busy_ns, ...}
+        dw.read() -> {bios, splits, requests, bytes, sum_ns, max_ns, busy_ns, switches,
+                      off_ns, runnable_ns, ...}
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ PROGRAMS = {
     "dw_rq_issue": "block_rq_issue",
     "dw_rq_complete": "block_rq_complete",
     "dw_rq_requeue": "block_rq_requeue",
+    "dw_switch": "sched_switch",
+    "dw_wakeup": "sched_wakeup",
 }
 SOURCE = (
     "block_rq_issue -> block_rq_complete of the requests carrying this process's bios "
-    "(block_bio_queue, block_split), raw tracepoints"
+    "(block_bio_queue, block_split); the reader off the CPU from sched_switch to sched_switch, "
+    "runnable from sched_wakeup (or a preemption); raw tracepoints"
 )
 
 

@@ -237,10 +237,12 @@ def device_wait(loop: ReadLoop, seconds: float) -> dict[str, Any]:
         "wall_ns_per_read": wall_ns,
         "cpu_ns_per_read": cpu_ns,
         "wall_minus_cpu_ns": wall_ns - cpu_ns if wall_ns is not None and cpu_ns else None,
+        "off_cpu_ns_per_read": got["off_ns"] / ops if ops else None,
+        "runnable_ns_per_read": got["runnable_ns"] / ops if ops else None,
+        "switches_per_read": got["switches"] / ops if ops else None,
     }
-    out.pop("on", None)
-    out.pop("inflight", None)
-    out.pop("busy_start", None)
+    for internal in ("on", "inflight", "busy_start", "off_at", "runnable_at"):
+        out.pop(internal, None)
     return out
 
 

@@ -18,8 +18,9 @@ otherwise the innermost frame a layer owns decides, walking out from the sampled
 through helpers and unknown functions (code a layer calls is that layer's work). A sample with
 no owned frame at all, and no helper fallback, is "other".
 
-Two layers are not sampled: "device wait" is measured per read from the block tracepoints
-(bpf/devwait.bpf.c), and "other off-CPU time" is what is left of wall − CPU beside it.
+Three layers are not sampled: "device wait" is measured per read from the block tracepoints
+and "waiting for a CPU" from the scheduler's (both bpf/devwait.bpf.c), and "other off-CPU
+time" is what is left of wall − CPU beside them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ LOCKS = "locks and contention"
 SCHED = "scheduler and wake-ups"
 MM = "memory management"
 DEVICE = "device wait"
+RUNQ = "waiting for a CPU"
 OFF_CPU = "other off-CPU time"
 OTHER = "other"
 
@@ -287,9 +289,12 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer(DEVICE, 16, "measured per read from block_rq_issue to block_rq_complete (off CPU)",
           "", sampled=False),
-    Layer(OFF_CPU, 17, "wall − CPU − measured device wait: waiting to run, sleeping on a "
-          "pipe, or (where no device wait was measured) all of wall − CPU", "", sampled=False),
-    Layer(OTHER, 18, "samples no rule places (their functions are listed)", ""),
+    Layer(RUNQ, 17, "measured: the reader runnable (woken, or preempted) and not yet running, "
+          "sched_wakeup to sched_switch (off CPU)", "", sampled=False),
+    Layer(OFF_CPU, 18, "wall − CPU − the two measured above: asleep for something other than "
+          "the device (a pipe's writer), or (where nothing was measured) all of wall − CPU",
+          "", sampled=False),
+    Layer(OTHER, 19, "samples no rule places (their functions are listed)", ""),
 )  # fmt: skip
 
 NAMES = tuple(layer.name for layer in LAYERS)
@@ -299,7 +304,7 @@ SHORT = {
     USER: "user", SYSCALL: "syscall", BPF: "BPF", VFS: "VFS", PIPE: "pipe", FS: "fs read_iter",
     LOOKUP: "cache lookup", FILL: "cache fill", MAPPING: "block map", BLOCK: "block",
     DRIVER: "driver", IRQ: "irq", COPY: "copy", LOCKS: "locks", SCHED: "sched", MM: "mm",
-    DEVICE: "device wait", OFF_CPU: "off-CPU other", OTHER: "other",
+    DEVICE: "device wait", RUNQ: "wait for CPU", OFF_CPU: "off-CPU other", OTHER: "other",
 }  # fmt: skip
 assert set(SHORT) == set(NAMES)
 

@@ -98,8 +98,8 @@ LAYER_COLORS = {
     layers.PIPE: "#e377c2", layers.FS: "#2ca02c", layers.LOOKUP: "#98df8a", layers.FILL: "#bcbd22",
     layers.MAPPING: "#dbdb8d", layers.BLOCK: "#8c564b", layers.DRIVER: "#c49c94",
     layers.IRQ: "#9467bd", layers.COPY: "#d62728", layers.LOCKS: "#ff9896", layers.SCHED: "#c5b0d5",
-    layers.MM: "#17becf",
-    layers.DEVICE: "#393b79", layers.OFF_CPU: "#c7c7c7", layers.OTHER: "#7f7f7f",
+    layers.MM: "#17becf", layers.DEVICE: "#393b79", layers.RUNQ: "#6b6ecf",
+    layers.OFF_CPU: "#c7c7c7", layers.OTHER: "#7f7f7f",
 }  # fmt: skip
 assert set(LAYER_COLORS) == set(layers.NAMES)
 

@@ -92,6 +92,11 @@ def test_device_wait_counts_one_request_per_read(
     assert done >= dw["requests"] and sectors * 512 >= dw["bytes"]
     assert 0 < dw["device_ns_per_read"] < dw["wall_ns_per_read"]
     assert dw["request_ns_mean"] == pytest.approx(dw["device_ns_per_read"], rel=0.05)
+    # the reader off the CPU, from sched_switch, against the independent clock of the same
+    # pass: wall time minus perf's task-clock; each read sleeps for its request
+    assert dw["switches_per_read"] >= 0.9, dw
+    assert 0 <= dw["runnable_ns_per_read"] <= dw["off_cpu_ns_per_read"], dw
+    assert dw["off_cpu_ns_per_read"] == pytest.approx(dw["wall_minus_cpu_ns"], rel=0.15), dw
 
 
 def test_cached_reads_wait_for_no_device(root: None, data_dir: Path) -> None:
@@ -104,6 +109,9 @@ def test_cached_reads_wait_for_no_device(root: None, data_dir: Path) -> None:
         loop.close()
     assert dw["available"] and dw["reads"] > 1000
     assert dw["requests"] == 0 and dw["device_ns_per_read"] == 0
+    # off the CPU only when something else ran: sched_switch agrees with wall − task-clock
+    off, wall = dw["off_cpu_ns_per_read"], dw["wall_ns_per_read"]
+    assert abs(off - dw["wall_minus_cpu_ns"]) <= 0.05 * wall + 20, dw
 
 
 DEFAULT_CELLS = [("cached", 64), ("cached", 65536), ("cached-stream", 65536), ("pipe", 4096),
