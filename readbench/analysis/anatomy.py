@@ -83,12 +83,18 @@ def device_wait(perf: dict[str, Any], off_cpu: float) -> dict[str, Any]:
     return out
 
 
-def _runnable_share(dw: dict[str, Any]) -> float | None:
-    """The share of the device pass's measured off-CPU time the reader spent runnable."""
+def _off_cpu_shares(dw: dict[str, Any]) -> tuple[float, float] | None:
+    """(runnable, device) shares of the device pass's own measured off-CPU time; None where
+    the scheduler was not measured. Runnable is off-CPU by construction; the device's busy
+    time takes at most the rest (readahead keeps it busy while the reader runs)."""
     off, runnable = dw.get("pass_off_cpu_ns"), dw.get("pass_runnable_ns")
     if not isinstance(off, (int, float)) or not isinstance(runnable, (int, float)):
         return None
-    return min(runnable / off, 1.0) if off > 0 else 0.0
+    if off <= 0:
+        return 0.0, 0.0
+    run = min(runnable / off, 1.0)
+    device = dw.get("measured_ns")
+    return run, min(device / off, 1.0 - run) if isinstance(device, (int, float)) else 0.0
 
 
 def of_perf(perf: dict[str, Any]) -> dict[str, Any] | None:
@@ -114,16 +120,17 @@ def of_perf(perf: dict[str, Any]) -> dict[str, Any] | None:
     ns = {name: samples[name] / total * cpu for name in layers.NAMES}
     off = wall - cpu
     dw = device_wait(perf, off)
-    # Off the CPU, split by what was measured in the device pass: first the time runnable
-    # (strictly off-CPU by construction), scaled as a share onto this pass's wall − CPU; then
-    # the device wait, at most the rest (async readahead keeps the device busy while the
-    # reader runs, so the busy time can exceed its sleep); the remainder is "other".
-    share = _runnable_share(dw)
-    ns[layers.RUNQ] = share * off if share is not None else 0.0
+    # Off the CPU, split by the shares the device pass measured of its own off-CPU time, set
+    # onto this pass's wall − CPU: two passes of a shared disk differ by 2x, so absolute ns
+    # of one against the other split by noise. Without the scheduler measured (older runs):
+    # the device's ns, at most wall − CPU.
+    shares = _off_cpu_shares(dw)
     measured = dw.get("measured_ns")
-    asleep = off - ns[layers.RUNQ]
-    ns[layers.DEVICE] = min(float(measured), asleep) if isinstance(measured, (int, float)) else 0
-    ns[layers.OFF_CPU] = asleep - ns[layers.DEVICE]  # nothing measured: all of wall − CPU
+    if shares is not None:
+        ns[layers.RUNQ], ns[layers.DEVICE] = shares[0] * off, shares[1] * off
+    elif isinstance(measured, (int, float)):
+        ns[layers.DEVICE] = min(float(measured), off)
+    ns[layers.OFF_CPU] = off - ns[layers.RUNQ] - ns[layers.DEVICE]  # else all of wall − CPU
     rows = []
     for layer in layers.LAYERS:
         row = {"layer": layer.name, "ns": ns[layer.name], "share": ns[layer.name] / wall}

@@ -99,9 +99,9 @@ def test_device_wait_never_exceeds_wall_minus_cpu_in_the_stack() -> None:
 
 def test_off_cpu_splits_into_runnable_device_and_other() -> None:
     """The device pass measured the reader off the CPU 66,000 ns per read, 13,200 of them
-    runnable (20 %): that share of this pass's wall − CPU (60,000) is "waiting for a CPU",
-    then the device wait up to the rest; a device busier than the reader slept (readahead
-    running beside it) is capped there, and the stack still sums to wall."""
+    runnable (20 %) and the device busy 40,000 (60.6 %): those shares of this pass's
+    wall − CPU (60,000) are "waiting for a CPU" and "device wait"; a device busier than the
+    reader slept (readahead beside it) is capped at the rest; the stack sums to wall."""
     p = perf(UNCACHED, device=40_000)
     p["device_wait"].update(off_cpu_ns_per_read=66_000, runnable_ns_per_read=13_200,
                             switches_per_read=1.0)  # fmt: skip
@@ -109,8 +109,8 @@ def test_off_cpu_splits_into_runnable_device_and_other() -> None:
     assert a is not None
     ns = by_layer(a)
     assert ns[layers.RUNQ] == pytest.approx(12_000)
-    assert ns[layers.DEVICE] == pytest.approx(40_000)
-    assert ns[layers.OFF_CPU] == pytest.approx(8_000)
+    assert ns[layers.DEVICE] == pytest.approx(40_000 / 66_000 * 60_000)
+    assert ns[layers.OFF_CPU] == pytest.approx(60_000 - 12_000 - 40_000 / 66_000 * 60_000)
     assert sum(ns.values()) == pytest.approx(100_000)
     assert a["device_wait"]["pass_off_cpu_ns"] == 66_000
     p["device_wait"]["device_ns_per_read"] = 55_000
