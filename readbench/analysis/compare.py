@@ -77,6 +77,57 @@ def _matrix_axes(run: RunData) -> list[str]:
     )
 
 
+def _load_runs(run_dirs: Sequence[Path]) -> tuple[list[RunData], list[str], list[bool]]:
+    """The runs, their labels, and whether each was emulated; emulated runs are never set
+    against hardware runs (TCG times are not hardware times)."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    labels = _labels(runs)
+    emulated = [bool(machine_info(r.manifest)["emulated"]) for r in runs]
+    if any(emulated) and not all(emulated):
+        tcg = [lab for lab, e in zip(labels, emulated, strict=True) if e]
+        hw = [lab for lab, e in zip(labels, emulated, strict=True) if not e]
+        raise BadInput(
+            f"compare: {', '.join(tcg)} ran on an emulated CPU (QEMU TCG: emulated times) and "
+            f"{', '.join(hw)} on hardware: their times cannot be set against each other; "
+            "compare emulated runs with each other, or hardware runs with each other"
+        )
+    return runs, labels, emulated
+
+
+def _hook_overheads(analyses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run's own hook overheads, side by side: does a hook cost more on B?"""
+    ov: dict[str, list[dict[str, Any] | None]] = {}
+    for i, an in enumerate(analyses):
+        for c in an["comparisons"]:
+            ov.setdefault(c["name"], [None] * len(analyses))[i] = {
+                "overhead_pct": c["overhead_pct"],
+                "overhead_ci95_pct": c["overhead_ci95_pct"],
+                "delta_ns": c["delta_ns"],
+                "verdict": c["verdict"],
+            }
+    return [{"name": n, "per_run": v} for n, v in ov.items()]
+
+
+def _run_entries(
+    runs: list[RunData], labels: list[str], analyses: list[dict[str, Any]], n_a: int | None
+) -> list[dict[str, Any]]:
+    """One line per run; `n_a`: the first n_a runs are side A, the rest side B."""
+    return [
+        {
+            "label": labels[i],
+            **({} if n_a is None else {"side": "A" if i < n_a else "B"}),
+            "run_id": r.manifest.get("run_id"),
+            "run_dir": str(r.run_dir),
+            "synthetic": r.manifest.get("synthetic"),
+            "machine": _machine_brief(r),
+            "n_cells": len(r.cells),
+            "significant_hook_claims": analyses[i]["significant"],
+            "aa_false_positive_rate": analyses[i]["aa_false_positive_rate"],
+        }
+        for i, r in enumerate(runs)
+    ]
+
+
 def compare_runs(
     run_dirs: Sequence[Path],
     alpha: float = 0.01,
@@ -88,17 +139,7 @@ def compare_runs(
     if len(run_dirs) < 2:
         raise BadInput(f"compare needs at least two run directories (got {len(run_dirs)})")
     check_alpha(alpha, "alpha")
-    runs = [load_run(Path(d)) for d in run_dirs]
-    labels = _labels(runs)
-    emulated = [machine_info(r.manifest)["emulated"] for r in runs]
-    if any(emulated) and not all(emulated):
-        tcg = [lab for lab, e in zip(labels, emulated, strict=True) if e]
-        hw = [lab for lab, e in zip(labels, emulated, strict=True) if not e]
-        raise BadInput(
-            f"compare: {', '.join(tcg)} ran on an emulated CPU (QEMU TCG: emulated times) and "
-            f"{', '.join(hw)} on hardware: their times cannot be set against each other; "
-            "compare emulated runs with each other, or hardware runs with each other"
-        )
+    runs, labels, emulated = _load_runs(run_dirs)
     ref = runs[0]
     # claims of all pairs go into one Holm family; rows keep a pointer to their pair
     rows: list[dict[str, Any]] = []
@@ -157,19 +198,9 @@ def compare_runs(
         change_skipped += [{**s, "pair": k} for s in skipped_k]
     _finish_changes(changes, alpha)
 
-    # each run's own hook overhead, side by side: does a hook cost more on B?
     analyses = [
         analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed, variance=False) for r in runs
     ]
-    ov: dict[str, list[dict[str, Any] | None]] = {}
-    for i, an in enumerate(analyses):
-        for c in an["comparisons"]:
-            ov.setdefault(c["name"], [None] * len(runs))[i] = {
-                "overhead_pct": c["overhead_pct"],
-                "overhead_ci95_pct": c["overhead_ci95_pct"],
-                "delta_ns": c["delta_ns"],
-                "verdict": c["verdict"],
-            }
     result = {
         "schema": SCHEMA,
         "unit": "worker process (within-boot)",
@@ -178,25 +209,13 @@ def compare_runs(
         "alpha": alpha,
         "margin": margin,
         "n_boot": n_boot,
-        "runs": [
-            {
-                "label": labels[i],
-                "run_id": r.manifest.get("run_id"),
-                "run_dir": str(r.run_dir),
-                "synthetic": r.manifest.get("synthetic"),
-                "machine": _machine_brief(r),
-                "n_cells": len(r.cells),
-                "significant_hook_claims": analyses[i]["significant"],
-                "aa_false_positive_rate": analyses[i]["aa_false_positive_rate"],
-            }
-            for i, r in enumerate(runs)
-        ],
+        "runs": _run_entries(runs, labels, analyses, None),
         "emulated": all(emulated),
         "pairs": pairs,
         "rows": rows,
         "n_claims": sum(r["p"] is not None for r in rows),
         "significant": sum(r["significant"] for r in rows),
-        "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
+        "hook_overhead": _hook_overheads(analyses),
         "overhead_change": changes,
         "overhead_change_skipped": change_skipped,
     }
@@ -324,6 +343,81 @@ def _welch(la: np.ndarray, lb: np.ndarray, level: float) -> tuple[float, list[fl
     return p, [d - q * se, d + q * se], math.sqrt((va + vb) / 2)
 
 
+def _between_boot_rows(
+    a_runs: list[RunData], b_runs: list[RunData], common: list[str], labels: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """One row per common cell: Welch t over the runs' log medians (uncorrected)."""
+    rows = []
+    for name in common:
+        la, lb = _run_level(a_runs, name), _run_level(b_runs, name)
+        p, ci, sd = _welch(la, lb, 0.95)
+        cell = a_runs[0].cells[name]
+        med_a = math.exp(float(np.mean(la)))
+        ratio = math.exp(float(np.mean(lb) - np.mean(la)))
+        rows.append(
+            {
+                "name": name, "pair": 1, "a": labels[0], "b": labels[1],
+                "workload": cell.workload, "size": cell.size, "buf_offset": cell.buf_offset,
+                "hook": cell.hook, "design": "between-boot",
+                "test": "Welch t over run-level log medians (the run is the unit)",
+                "n_a": len(la), "n_b": len(lb),
+                "median_a_ns": med_a, "median_b_ns": math.exp(float(np.mean(lb))),
+                "ratio": ratio, "ratio_ci95": [math.exp(x) for x in ci],
+                "delta_ns": (ratio - 1) * med_a,
+                "overhead_pct": (ratio - 1) * 100,
+                "overhead_ci95_pct": [math.expm1(x) * 100 for x in ci],
+                "p": p, "p_mwu": paired.shift_p(la, lb), "p_welch_log": p,
+                "effect_size": None, "p_tost": None, "min_p": 0.0, "sd_log": sd,
+                "_la": la, "_lb": lb, "note": "",
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _simultaneous(rows: list[dict[str, Any]], alpha: float) -> None:
+    """After Holm: each row's interval at 1 − α/m beside its decision."""
+    level = 1 - alpha / max(len(rows), 1)
+    for r in rows:
+        _, ci, _ = _welch(r.pop("_la"), r.pop("_lb"), level)
+        r["ci_simultaneous_level"] = level
+        r["ratio_ci_simultaneous"] = [math.exp(x) for x in ci]
+        r["delta_ci95"] = [(x - 1) * r["median_a_ns"] for x in r["ratio_ci95"]]
+
+
+def _between_boot_changes(
+    a_runs: list[RunData],
+    analyses: list[dict[str, Any]],
+    common: list[str],
+    labels: tuple[str, str],
+    alpha: float,
+) -> list[dict[str, Any]]:
+    """Did a hook's paired overhead change between the sides? Welch t over the runs' log
+    ratios, Holm over the hooks, intervals at 1 − α/m."""
+    n_a = len(a_runs)
+    changes = []
+    for name in common:
+        if a_runs[0].cells[name].hook == "none":
+            continue
+        oa = _run_overheads(analyses[:n_a], name)
+        ob = _run_overheads(analyses[n_a:], name)
+        if oa is None or ob is None:
+            continue
+        changes.append({"name": name, "pair": 1, "a": labels[0], "b": labels[1],
+                        "n_a": len(oa), "n_b": len(ob),
+                        "overhead_a_pct": math.expm1(float(np.mean(oa))) * 100,
+                        "overhead_b_pct": math.expm1(float(np.mean(ob))) * 100,
+                        "change_ratio": math.exp(float(np.mean(ob) - np.mean(oa))),
+                        "p": _welch(oa, ob, 0.95)[0], "_la": oa, "_lb": ob})  # fmt: skip
+    m = len(changes)
+    p_holm = holm([c["p"] for c in changes], alpha) if changes else []
+    for c, ph in zip(changes, p_holm, strict=True):
+        lvl = 1 - alpha / max(m, 1)
+        _, ci, _ = _welch(c.pop("_la"), c.pop("_lb"), lvl)
+        c.update(change_ci=[math.exp(x) for x in ci], change_ci_level=lvl, p_holm=float(ph),
+                 significant=bool(ph < alpha), family_size=m)  # fmt: skip
+    return changes
+
+
 def compare_sides(
     a_dirs: Sequence[Path],
     b_dirs: Sequence[Path],
@@ -351,92 +445,22 @@ def compare_sides(
             "for the within-boot comparison)"
         )
     check_alpha(alpha, "alpha")
-    a_runs = [load_run(Path(d)) for d in a_dirs]
-    b_runs = [load_run(Path(d)) for d in b_dirs]
-    labels = _labels(a_runs + b_runs)
-    emulated = [machine_info(r.manifest)["emulated"] for r in a_runs + b_runs]
-    if any(emulated) and not all(emulated):
-        raise BadInput(
-            "compare A… -- B…: "
-            + ", ".join(lab for lab, e in zip(labels, emulated, strict=True) if e)
-            + " ran on an emulated CPU (QEMU TCG: emulated times) and the others on hardware: "
-            "their times cannot be set against each other"
-        )
-    la_lab, lb_lab = labels[: len(a_runs)], labels[len(a_runs) :]
-    a_label = f"A ({len(a_runs)} runs)"
-    b_label = f"B ({len(b_runs)} runs)"
+    all_runs, labels, emulated = _load_runs([*a_dirs, *b_dirs])
+    n_a = len(a_dirs)
+    a_runs, b_runs = all_runs[:n_a], all_runs[n_a:]
+    side_labels = (f"A ({len(a_runs)} runs)", f"B ({len(b_runs)} runs)")
 
     def names(rs: list[RunData]) -> set[str]:
         return set.intersection(*({n for n, c in r.cells.items() if not c.aa_copy} for r in rs))
 
     na_, nb_ = names(a_runs), names(b_runs)
     common = [n for n in a_runs[0].cells if n in na_ & nb_]
-    rows: list[dict[str, Any]] = []
-    for name in common:
-        la, lb = _run_level(a_runs, name), _run_level(b_runs, name)
-        p, ci, sd = _welch(la, lb, 0.95)
-        cell = a_runs[0].cells[name]
-        med_a = math.exp(float(np.mean(la)))
-        ratio = math.exp(float(np.mean(lb) - np.mean(la)))
-        rows.append(
-            {
-                "name": name, "pair": 1, "a": a_label, "b": b_label,
-                "workload": cell.workload, "size": cell.size, "buf_offset": cell.buf_offset,
-                "hook": cell.hook, "design": "between-boot",
-                "test": "Welch t over run-level log medians (the run is the unit)",
-                "n_a": len(la), "n_b": len(lb),
-                "median_a_ns": med_a, "median_b_ns": math.exp(float(np.mean(lb))),
-                "ratio": ratio, "ratio_ci95": [math.exp(x) for x in ci],
-                "delta_ns": (ratio - 1) * med_a,
-                "overhead_pct": (ratio - 1) * 100,
-                "overhead_ci95_pct": [math.expm1(x) * 100 for x in ci],
-                "p": p, "p_mwu": paired.shift_p(la, lb), "p_welch_log": p,
-                "effect_size": None, "p_tost": None, "min_p": 0.0, "sd_log": sd,
-                "_la": la, "_lb": lb, "note": "",
-            }
-        )  # fmt: skip
+    rows = _between_boot_rows(a_runs, b_runs, common, side_labels)
     apply_family(rows, alpha, margin, m_label="cross-run claims", kind="runs")
-    level = 1 - alpha / max(len(rows), 1)
-    for r in rows:
-        _, ci, _ = _welch(r.pop("_la"), r.pop("_lb"), level)
-        r["ci_simultaneous_level"] = level
-        r["ratio_ci_simultaneous"] = [math.exp(x) for x in ci]
-        r["delta_ci95"] = [(x - 1) * r["median_a_ns"] for x in r["ratio_ci95"]]
+    _simultaneous(rows, alpha)
     analyses = [
-        analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed, variance=False)
-        for r in a_runs + b_runs
+        analyze_loaded(r, alpha, margin, n_boot=n_boot, seed=seed, variance=False) for r in all_runs
     ]
-    changes = []
-    for name in common:
-        if a_runs[0].cells[name].hook == "none":
-            continue
-        oa = _run_overheads(analyses[: len(a_runs)], name)
-        ob = _run_overheads(analyses[len(a_runs) :], name)
-        if oa is None or ob is None:
-            continue
-        changes.append({"name": name, "pair": 1, "a": a_label, "b": b_label,
-                        "n_a": len(oa), "n_b": len(ob),
-                        "overhead_a_pct": math.expm1(float(np.mean(oa))) * 100,
-                        "overhead_b_pct": math.expm1(float(np.mean(ob))) * 100,
-                        "change_ratio": math.exp(float(np.mean(ob) - np.mean(oa))),
-                        "p": _welch(oa, ob, 0.95)[0], "_la": oa, "_lb": ob})  # fmt: skip
-    m = len(changes)
-    p_holm = holm([c["p"] for c in changes], alpha) if changes else []
-    for c, ph in zip(changes, p_holm, strict=True):
-        lvl = 1 - alpha / max(m, 1)
-        _, ci, _ = _welch(c.pop("_la"), c.pop("_lb"), lvl)
-        c.update(change_ci=[math.exp(x) for x in ci], change_ci_level=lvl, p_holm=float(ph),
-                 significant=bool(ph < alpha), family_size=m)  # fmt: skip
-    ov: dict[str, list[dict[str, Any] | None]] = {}
-    for i, an in enumerate(analyses):
-        for c in an["comparisons"]:
-            ov.setdefault(c["name"], [None] * len(analyses))[i] = {
-                "overhead_pct": c["overhead_pct"],
-                "overhead_ci95_pct": c["overhead_ci95_pct"],
-                "delta_ns": c["delta_ns"],
-                "verdict": c["verdict"],
-            }
-    all_runs = a_runs + b_runs
     result = {
         "schema": SCHEMA,
         "unit": "run (one boot per run)",
@@ -448,26 +472,13 @@ def compare_sides(
         "alpha": alpha,
         "margin": margin,
         "n_boot": n_boot,
-        "sides": {"a": la_lab, "b": lb_lab},
+        "sides": {"a": labels[:n_a], "b": labels[n_a:]},
         "emulated": all(emulated),
-        "runs": [
-            {
-                "label": labels[i],
-                "side": "A" if i < len(a_runs) else "B",
-                "run_id": r.manifest.get("run_id"),
-                "run_dir": str(r.run_dir),
-                "synthetic": r.manifest.get("synthetic"),
-                "machine": _machine_brief(r),
-                "n_cells": len(r.cells),
-                "significant_hook_claims": analyses[i]["significant"],
-                "aa_false_positive_rate": analyses[i]["aa_false_positive_rate"],
-            }
-            for i, r in enumerate(all_runs)
-        ],
+        "runs": _run_entries(all_runs, labels, analyses, n_a),
         "pairs": [
             {
-                "a": a_label,
-                "b": b_label,
+                "a": side_labels[0],
+                "b": side_labels[1],
                 "index": 1,
                 "common": len(common),
                 "only_in_a": sorted(na_ - nb_),
@@ -479,8 +490,8 @@ def compare_sides(
         "rows": rows,
         "n_claims": sum(r["p"] is not None for r in rows),
         "significant": sum(r["significant"] for r in rows),
-        "hook_overhead": [{"name": n, "per_run": v} for n, v in ov.items()],
-        "overhead_change": changes,
+        "hook_overhead": _hook_overheads(analyses),
+        "overhead_change": _between_boot_changes(a_runs, analyses, common, side_labels, alpha),
         "overhead_change_skipped": [],
     }
     return json_clean(result)

@@ -461,33 +461,23 @@ def baseline_of(cell: CellSamples, cells: dict[str, CellSamples]) -> CellSamples
     return None
 
 
-def analyze_loaded(
-    run: RunData,
-    alpha: float = 0.01,
-    margin: float = 0.02,
-    *,
-    n_boot: int = DEFAULT_BOOT,
-    seed: int = 0,
-    variance: bool = True,
-) -> dict[str, Any]:
-    """`variance`: fit each paired cell's mixed model (analysis.variance; about 0.4 s a
-    cell); compare, which only reads verdicts, turns it off."""
-    check_alpha(alpha, "alpha")
-    check_margin(margin, "margin")
-    summaries: dict[str, dict[str, Any]] = {}
+def _summaries(run: RunData, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    out = []
     for name, cell in run.cells.items():
         s, _ = summarize_cell(cell.runs, n_boot=n_boot, rng=cell_rng(name, seed))
-        summaries[name] = {
-            "name": name,
-            "workload": cell.workload,
-            "size": cell.size,
-            "buf_offset": cell.buf_offset,
-            "hook": cell.hook,
-            "aa_copy": cell.aa_copy,
-            "status": cell.status,
-            **s,
-        }
+        out.append({
+            "name": name, "workload": cell.workload, "size": cell.size,
+            "buf_offset": cell.buf_offset, "hook": cell.hook, "aa_copy": cell.aa_copy,
+            "status": cell.status, **s,
+        })  # fmt: skip
+    return out
 
+
+def _claims(
+    run: RunData, margin: float, n_boot: int, seed: int, variance: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Every hooked cell's claim and every A/A copy's, uncorrected, and the hooked cells
+    with no baseline to compare against (unpaired runs only)."""
     comps: list[dict[str, Any]] = []
     aa: list[dict[str, Any]] = []
     no_baseline: list[str] = []
@@ -513,29 +503,28 @@ def analyze_loaded(
                 rng=cell_rng(name + "|cmp", seed),
             )
         c = {
-            "name": name,
-            "baseline": base_name,
-            "workload": cell.workload,
-            "size": cell.size,
-            "buf_offset": cell.buf_offset,
-            "hook": cell.hook,
-            "toggle": cell.toggle,
-            **c,
-        }
+            "name": name, "baseline": base_name, "workload": cell.workload,
+            "size": cell.size, "buf_offset": cell.buf_offset, "hook": cell.hook,
+            "toggle": cell.toggle, **c,
+        }  # fmt: skip
         (aa if cell.aa_copy else comps).append(c)
+    return comps, aa, no_baseline
 
-    apply_family(comps, alpha, margin)
-    # A/A is its own family: it calibrates the procedure, it makes no claims
-    apply_family(aa, alpha, margin, m_label="A/A comparisons", kind="aa")
-    aa_rate = aa_unc = aa_pooled = aa_unc_ci = None
+
+def _aa_summary(run: RunData, aa: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
+    """The A/A family's rates (after apply_family): Holm-adjusted, uncorrected with its
+    exact interval (the one that means something: Holm makes the other ~0 by
+    construction), and what a pooled-values t-test would have flagged."""
+    rate = unc = pooled_rate = unc_ci = None
+    n_tested = 0
     if aa:
-        aa_rate = sum(c["significant"] for c in aa) / len(aa)
+        rate = sum(c["significant"] for c in aa) / len(aa)
         tested = [c for c in aa if _finite(c["p"])]
-        aa_k = sum(c["p"] < alpha for c in tested)
-        aa_unc = aa_k / len(tested) if tested else None
-        aa_unc_ci = binomial_ci(aa_k, len(tested))
-        # what a pooled-values t-test (pyperf compare_to's style) would have flagged:
-        # shows why the process, not the value, is the unit
+        n_tested = len(tested)
+        k = sum(c["p"] < alpha for c in tested)
+        unc = k / n_tested if tested else None
+        unc_ci = binomial_ci(k, n_tested)
+        # pyperf compare_to's style: shows why the process, not the value, is the unit
         pooled = []
         for c in aa:
             cell = run.cells[c["name"]]
@@ -547,11 +536,50 @@ def analyze_loaded(
                 vb = np.concatenate(cell.runs)
             if va.size > 1 and vb.size > 1 and np.var(va) + np.var(vb) > 0:
                 pooled.append(float(sps.ttest_ind(vb, va, equal_var=False).pvalue) < alpha)
-        aa_pooled = sum(pooled) / len(pooled) if pooled else None
+        pooled_rate = sum(pooled) / len(pooled) if pooled else None
+    warning = None
+    if unc_ci and unc_ci[0] > alpha:  # a lower bound above α: the procedure's size is broken
+        warning = (
+            f"A/A: {unc:.1%} of {n_tested} sham-toggle claims significant uncorrected "
+            f"(exact 95 % CI {unc_ci[0]:.1%}–{unc_ci[1]:.1%}), above α = {alpha:g}: "
+            "toggling itself moves the read here, so hook claims near their MDE are suspect"
+        )
+    return {
+        "aa_false_positive_rate": rate,
+        "aa_uncorrected_rate": unc,
+        "aa_uncorrected_ci95": unc_ci,
+        "aa_toggle": sorted({c.get("toggle") or "nothing" for c in aa}),
+        "aa_warning": warning,
+        "aa_pooled_values_rate": pooled_rate,
+        "aa_n": len(aa),
+    }
 
-    matrix = run.manifest.get("matrix", {}) or {}
+
+def analyze_loaded(
+    run: RunData,
+    alpha: float = 0.01,
+    margin: float = 0.02,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+    variance: bool = True,
+) -> dict[str, Any]:
+    """`variance`: fit each paired cell's mixed model (analysis.variance; about 0.4 s a
+    cell); compare, which only reads verdicts, turns it off."""
+    check_alpha(alpha, "alpha")
+    check_margin(margin, "margin")
+    comps, aa, no_baseline = _claims(run, margin, n_boot, seed, variance)
+    apply_family(comps, alpha, margin)
+    # A/A is its own family: it calibrates the procedure, it makes no claims
+    apply_family(aa, alpha, margin, m_label="A/A comparisons", kind="aa")
+    aa_summary = _aa_summary(run, aa, alpha)
     state = run.manifest.get("system_state")
     ncpu = ((run.manifest.get("probe") or {}).get("cpu") or {}).get("count")
+    heterogeneous = [
+        {"name": c["name"], "sentence": c["variance"]["sentence"]}
+        for c in comps
+        if (c.get("variance") or {}).get("heterogeneous")
+    ]
     result = {
         "schema": SCHEMA,
         "run_id": run.manifest.get("run_id", run.run_dir.name),
@@ -561,7 +589,7 @@ def analyze_loaded(
         "margin": margin,
         "power": POWER,
         "n_boot": n_boot,
-        "cells": list(summaries.values()),
+        "cells": _summaries(run, n_boot, seed),
         "comparisons": comps,
         "aa": aa,
         "n_claims": sum(_finite(c["p"]) for c in comps),
@@ -569,30 +597,12 @@ def analyze_loaded(
         "equivalent": sum(c["equivalent"] for c in comps),
         "underpowered": sum(c["underpowered"] for c in comps),
         "headlines": headlines(comps, margin),
-        "heterogeneous": [
-            {"name": c["name"], "sentence": c["variance"]["sentence"]}
-            for c in comps
-            if (c.get("variance") or {}).get("heterogeneous")
-        ],
-        "aa_false_positive_rate": aa_rate,
-        "aa_uncorrected_rate": aa_unc,
-        # exact 95 % interval; a lower bound above α means the procedure's size is broken
-        "aa_uncorrected_ci95": aa_unc_ci,
-        "aa_toggle": sorted({c.get("toggle") or "nothing" for c in aa}),
-        "aa_warning": (
-            f"A/A: {aa_unc:.1%} of {sum(_finite(c['p']) for c in aa)} sham-toggle claims "
-            "significant uncorrected "
-            f"(exact 95 % CI {aa_unc_ci[0]:.1%}–{aa_unc_ci[1]:.1%}), above α = {alpha:g}: "
-            "toggling itself moves the read here, so hook claims near their MDE are suspect"
-        )
-        if aa_unc_ci and aa_unc_ci[0] > alpha
-        else None,
-        "aa_pooled_values_rate": aa_pooled,
-        "aa_n": len(aa),
+        "heterogeneous": heterogeneous,
+        **aa_summary,
         "no_data": run.no_data,
         "no_baseline": no_baseline,
         "unlisted": run.unlisted,
-        "matrix_alpha": matrix.get("alpha"),
+        "matrix_alpha": (run.manifest.get("matrix", {}) or {}).get("alpha"),
         "machine_state": {
             "recorded": bool(state),
             "summary": machine_state.summarize(state),
@@ -602,8 +612,8 @@ def analyze_loaded(
         },
     }
     result["warnings"] = [
-        *([result["aa_warning"]] if result["aa_warning"] else []),
-        *(f"{h['name']}: {h['sentence']}" for h in result["heterogeneous"]),
+        *([aa_summary["aa_warning"]] if aa_summary["aa_warning"] else []),
+        *(f"{h['name']}: {h['sentence']}" for h in heterogeneous),
         *(f"machine state: {w}" for w in result["machine_state"]["warnings"]),
     ]
     return json_clean(result)

@@ -10,6 +10,7 @@ import argparse
 import math
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from readbench.cli.common import add_common_cell_args, emit_json, fraction
@@ -110,23 +111,32 @@ def _run(args: argparse.Namespace, lock: Any) -> int:
     return 0
 
 
-def run_calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
-    """`readbench calibrate`'s trials and their statistics (calibration.json), for the command
-    and for a run's calibration pass: a first A/A trial predicts the MDE that sizes the
-    injected effects, so measuring and analysing interleave here, above both."""
-    from readbench.analysis import calibration, machine_state, paired
-    from readbench.measure import calibrate, datafiles, machine, sysstate
-    from readbench.measure.paired import sham_hook
+@dataclass(frozen=True)
+class TrialDesign:
+    """One calibration's checked design: the cell, the injected effects asked for, and the
+    claims' design (processes, blocks, value time, m of α/m)."""
+
+    workload: str
+    size: int
+    effects_pct: list[float] | None
+    multiples: list[float]
+    processes: int
+    pairs: int
+    min_time: float
+    family_size: int
+
+
+def checked_design(args: argparse.Namespace) -> TrialDesign:
+    """The arguments against the rules, before anything is measured (exit 2 names the
+    flag); unset design flags take the default matrix's."""
+    from readbench.analysis import paired
     from readbench.model.matrix import check_workload, parse_size
-    from readbench.render.terminal import console
-    from readbench.store import calibration_history
+    from readbench.model.workloads import REGISTRY, get
 
     workload = check_workload(args.workload)
     size = parse_size(args.size, "--size")
     effects_pct = numbers_of(args.effects, "--effects", 0, 100) if args.effects else None
     multiples = numbers_of(args.mde_multiples, "--mde-multiples", 0, 20)
-    from readbench.model.workloads import REGISTRY, get
-
     if not get(workload).calibrate:
         ok = ", ".join(w.name for w in REGISTRY if w.calibrate)
         raise BadInput(
@@ -136,7 +146,6 @@ def run_calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
     d_procs, d_pairs, d_time, d_claims = default_design(workload)
     procs = args.processes or d_procs
     pairs = args.pairs or d_pairs
-    min_time = args.min_time or d_time
     m = args.family_size or max(d_claims, 1)
     for flag, v, lo in (("--trials", args.trials, 1), ("--processes", procs, 2),
                         ("--pairs", pairs, 2), ("--family-size", m, 1)):  # fmt: skip
@@ -148,6 +157,25 @@ def run_calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
             f"exceeds α/m = {args.alpha / m:.2g} (m = {m}): it could never detect anything; "
             f"use at least {paired.min_processes_for(args.alpha / m) + 1} processes"
         )
+    return TrialDesign(workload, size, effects_pct, multiples, procs, pairs,
+                       args.min_time or d_time, m)  # fmt: skip
+
+
+def run_calibration(args: argparse.Namespace, lock: Any) -> dict[str, Any]:
+    """`readbench calibrate`'s trials and their statistics (calibration.json), for the command
+    and for a run's calibration pass: a first A/A trial predicts the MDE that sizes the
+    injected effects, so measuring and analysing interleave here, above both."""
+    from readbench.analysis import calibration, machine_state
+    from readbench.measure import calibrate, datafiles, machine, sysstate
+    from readbench.measure.paired import sham_hook
+    from readbench.render.terminal import console
+    from readbench.store import calibration_history
+
+    design_ = checked_design(args)
+    workload, size, multiples = design_.workload, design_.size, design_.multiples
+    effects_pct = design_.effects_pct
+    procs, pairs, min_time, m = (design_.processes, design_.pairs, design_.min_time,
+                                 design_.family_size)  # fmt: skip
     data_dir = args.data_dir or datafiles.default_data_dir()
     datafiles.check_workload_fs(data_dir, [workload])
     datafiles.check_data_dir(data_dir)

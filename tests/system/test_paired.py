@@ -242,6 +242,11 @@ def test_calibrate_refuses_bad_input() -> None:
     assert r.returncode == 2 and "--effects" in r.stderr
     r = _rb("calibrate", "--workload", "uncached", "--json")
     assert r.returncode == 2 and "uncached" in r.stderr
+    r = _rb("calibrate", "--processes", "1", "--json")
+    assert r.returncode == 2 and "--processes 1: must be >= 2" in r.stderr
+    # 4 processes: the exact signed-rank test's smallest p is 2/16, above α/m
+    r = _rb("calibrate", "--processes", "4", "--json")
+    assert r.returncode == 2 and "could never detect anything" in r.stderr
 
 
 def test_paired_overhead_agrees_with_the_c_reference(
