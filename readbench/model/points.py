@@ -164,8 +164,15 @@ def sees(
             "offset": point.target.endswith("pread64"),
             "data_before_user_space": False,
         }
-    data_kernel = any(t in types for t in ("struct page *", "struct folio *", "folio_batch"))
-    data_kernel = data_kernel or point.target == "_copy_to_iter"  # `addr`: the kernel source
+    folio = "struct page *" in types or "folio" in types
+    # A folio argument is not the bytes read: a tracepoint's folio is one being added or
+    # read, before its I/O fills it; a function's is its source only where it copies from
+    # it, or, for an output batch, once the function has filled it (DATA_AT_EXIT).
+    at_exit = DATA_AT_EXIT.get(point.target)
+    data_kernel = point.kind == "function" and (folio or point.target == "_copy_to_iter")
+    data: str | bool = "kernel side, before the copy" if data_kernel else False
+    if data_kernel and at_exit:
+        data = f"kernel side, before the copy: at exit only (fexit), once it has filled {at_exit}"
     # a page fault's arguments reach the file too: vmf->vma->vm_file, vma->vm_file
     file = next((t for t in ("struct file *", "struct kiocb *", "struct io_kiocb *",
                              "struct address_space *", "struct dentry *", "struct path *",
@@ -174,8 +181,9 @@ def sees(
     return {
         "file": file or False,
         "user_buffer": "iov_iter" in types or "buf" in names,
-        "data": "kernel side, before the copy" if data_kernel else False,
-        "folio": "struct page *" in types or "folio" in types,
+        "data": data,
+        "data_at": ("exit" if at_exit else "entry") if data_kernel else None,
+        "folio": folio,
         "byte_count": any(n in names for n in ("count", "bytes", "len")) or "iov_iter" in types,
         "offset": "loff_t" in types or any(n in names for n in ("pos", "ppos", "offset", "index")),
         "data_before_user_space": data_kernel,
@@ -193,12 +201,16 @@ ORDER = {
     "function": ("fentry", "kprobe", "fexit", "kretprobe", "lsm", "fmod_ret"),
 }
 # What each need can be served with: only an LSM program or fmod_ret can change a read's
-# outcome; any tracing type can observe or read the data.
+# outcome; any tracing type can observe or read the data (but see DATA_AT_EXIT).
 CAN = {
     "observe": None,  # every type
     "data": None,
     "control": ("lsm", "fmod_ret"),
 }
+# Functions whose data-bearing argument is an output the function fills: at entry it is
+# empty (filemap_read hands filemap_get_pages an initialised, empty batch), so only a
+# program run at exit with the arguments (fexit; a kretprobe has lost them) sees the data.
+DATA_AT_EXIT = {"filemap_get_pages": "fbatch"}
 
 
 def available(row: dict[str, Any], need: str | None = None) -> list[str]:
@@ -206,6 +218,8 @@ def available(row: dict[str, Any], need: str | None = None) -> list[str]:
     serve `need` when one is given."""
     ok = [a for a in ORDER[row["kind"]] if (row["attach"].get(a) or {}).get("available")]
     allowed = CAN.get(need or "observe")
+    if need == "data" and (row.get("sees") or {}).get("data_at") == "exit":
+        allowed = ("fexit",)
     return [a for a in ok if allowed is None or a in allowed]
 
 

@@ -80,4 +80,7 @@ def test_recommendations_name_types_that_can_do_the_need(atlas: dict) -> None:
         # no cost to rank by: the ideal point where it attaches, not the first row
         assert (recs["observe"]["point"], recs["observe"]["attach"]) == (
             ideal["point"], ideal["attach"]), recs["observe"]  # fmt: skip
-    assert rows[recs["data"]["point"]]["sees"]["data"]
+    data = rows[recs["data"]["point"]]["sees"]
+    assert data["data"]
+    if data.get("data_at") == "exit":  # an output batch: filled only when the call returns
+        assert recs["data"]["attach"] == "fexit", recs["data"]

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from readbench.analysis.recommend import recommend
-from readbench.model.points import function_points, hooks_for, syscall_points
+from readbench.model.points import (
+    Point,
+    available,
+    function_points,
+    hooks_for,
+    sees,
+    syscall_points,
+)
 
 
 def _row(
@@ -247,3 +254,34 @@ def test_without_overheads_the_ideal_point_wins_the_tie() -> None:
     sys_m = _row("sys_enter", {"rawtp": True}, 1.0, {"file": "fd number only"}, 60, group="x")
     obs = next(r for r in recommend([sys_m, vfs]) if r["need"] == "observe")
     assert obs["point"] == "sys_enter"
+
+
+def test_an_output_batch_is_data_only_at_exit() -> None:
+    """filemap_read hands filemap_get_pages an empty folio batch that the call fills: the
+    bytes are there at exit, so only fexit can serve 'see the bytes read' there (the 6.1
+    guest's atlas had recommended fentry on filemap_get_pages); a tracepoint's folio is one
+    being added or read, before its I/O fills it: a folio, not the data."""
+    batch = [{"name": "iocb", "type": "struct kiocb *"},
+             {"name": "iter", "type": "struct iov_iter *"},
+             {"name": "fbatch", "type": "struct folio_batch *"}]  # fmt: skip
+    s = sees(Point("filemap_get_pages", "function", True), batch)
+    assert s["data_at"] == "exit" and "at exit only (fexit)" in s["data"]
+    src = [{"name": "page", "type": "struct page *"}, {"name": "bytes", "type": "size_t"}]
+    assert sees(Point("copy_page_to_iter", "function", True), src)["data_at"] == "entry"
+    tp = sees(Point("mm_filemap_add_to_page_cache", "tracepoint", True, group="filemap"),
+              [{"name": "folio", "type": "struct folio *"}])  # fmt: skip
+    assert tp["folio"] and not tp["data"] and tp["data_at"] is None
+
+    cp = _row("copy_page_to_iter", {"fentry": False, "kprobe": False}, None, {})
+    gp = _row("filemap_get_pages", {"fentry": True, "kprobe": True, "fexit": True}, 1.0,
+              {"file": "struct kiocb *", **s})  # fmt: skip
+    # as in an atlas taken with --no-overhead: no costs, so the struct file breaks the tie
+    bare_exit = _row("sys_exit", {"rawtp": True}, 1.0, {"file": "fd number only", "data": "after"},
+                     group="raw_syscalls")  # fmt: skip
+    recs = {r["need"]: r for r in recommend([bare_exit, gp, cp], "cached")}
+    assert (recs["data"]["point"], recs["data"]["attach"]) == ("filemap_get_pages", "fexit")
+    assert available(gp, "observe")[0] == "fentry"  # the other needs keep the cheapest
+    # without fexit the batch is never seen filled: the exit side of the syscall serves
+    gp["attach"]["fexit"] = {"available": False, "reason": "fexit refused: errno 1 EPERM"}
+    recs = {r["need"]: r for r in recommend([bare_exit, gp, cp], "cached")}
+    assert recs["data"]["point"] == "sys_exit"
