@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from readbench.model.hookspec import parse
-from readbench.model.points import available, control_hooks, hooks_for
+from readbench.model.points import DISPATCH_RANK, available, control_hooks, hooks_for
 
 NEEDS = (
     ("observe", "observe every read together with its file"),
@@ -122,6 +122,7 @@ def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[d
                 *_cost(rv[0], "empty", rv[1]),
                 (rv[0]["target"], rv[1]) != (ideal_target, ideal_type),
                 _via_fd(rv[0]),
+                DISPATCH_RANK.get(rv[1], 9),
             ),
             default=None,
         )
@@ -165,7 +166,8 @@ def recommend(rows: list[dict[str, Any]], workload: str | None = None) -> list[d
                 ranked_by="upper 95% bound of the overhead, then its estimate"
                 if cost is not None
                 else "no overhead measured: the ideal point where it can serve, then a "
-                "point given the struct file itself",
+                "point given the struct file itself, then the attach type's published "
+                "dispatch cost (raw_tp ≈ fentry < tp_btf, fexit < tp < kprobe < kretprobe)",
                 summary=f"{via} on {row['target']} ({body} body): {cost_txt}{caveat}"
                 + (
                     ""

@@ -285,3 +285,16 @@ def test_an_output_batch_is_data_only_at_exit() -> None:
     gp["attach"]["fexit"] = {"available": False, "reason": "fexit refused: errno 1 EPERM"}
     recs = {r["need"]: r for r in recommend([bare_exit, gp, cp], "cached")}
     assert recs["data"]["point"] == "sys_exit"
+
+
+def test_without_costs_the_cheaper_mechanism_wins_the_tie() -> None:
+    """Nothing measured, neither point ideal, both given only the fd: the attach type's
+    published dispatch cost decides (the 6.1 guest's pipe atlas named the classic
+    tracepoint sys_exit_read, listed first, over the raw sys_exit)."""
+    classic = _row("sys_exit_read", {"tp": True}, 1.0, {"file": "fd number only", "data": "after"},
+                   group="syscalls")  # fmt: skip
+    raw = _row("sys_exit", {"rawtp": True}, 1.0, {"file": "fd number only", "data": "after"},
+               group="raw_syscalls")  # fmt: skip
+    recs = {r["need"]: r for r in recommend([classic, raw], "pipe")}
+    assert (recs["data"]["point"], recs["data"]["attach"]) == ("sys_exit", "rawtp")
+    assert "dispatch cost" in recs["data"]["ranked_by"]
