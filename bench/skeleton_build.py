@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from readbench.bpf.build import cache_root, find_tool
@@ -28,24 +30,37 @@ def build(name: str, libs: tuple[str, ...] = ()) -> Path:
     exe = out / name
     if exe.exists():
         return exe
-    out.mkdir(parents=True, exist_ok=True)
-    clang, bpftool = find_tool("clang"), find_tool("bpftool")
-    obj = out / f"{name}.bpf.o"
-    subprocess.run(
-        [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
-         str(srcs[0]), "-o", str(obj)],
-        check=True,
-    )  # fmt: skip
-    skel = subprocess.run(
-        [bpftool, "gen", "skeleton", str(obj), "name", f"{name}_bpf"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    (out / f"{name}.skel.h").write_bytes(skel)
-    # built under a temp name and renamed: a concurrent caller never runs a half-written file
-    tmp = out / f"{name}.tmp{os.getpid()}"
-    subprocess.run(
-        ["cc", "-O2", "-Wall", f"-I{out}", str(srcs[1]), "-lbpf", *libs, "-o", str(tmp)], check=True
-    )
-    tmp.rename(exe)
+    # Built whole in a directory of this process's own, then renamed into place: two callers
+    # at once (two guests share the host's cache) never read each other's half-written
+    # object or skeleton.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
+    os.chmod(work, 0o755)
+    try:
+        clang, bpftool = find_tool("clang"), find_tool("bpftool")
+        obj = work / f"{name}.bpf.o"
+        subprocess.run(
+            [clang, "-g", "-O2", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c",
+             str(srcs[0]), "-o", str(obj)],
+            check=True,
+        )  # fmt: skip
+        skel = subprocess.run(
+            [bpftool, "gen", "skeleton", str(obj), "name", f"{name}_bpf"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        (work / f"{name}.skel.h").write_bytes(skel)
+        subprocess.run(
+            ["cc", "-O2", "-Wall", f"-I{work}", str(srcs[1]), "-lbpf", *libs, "-o",
+             str(work / name)],
+            check=True,
+        )  # fmt: skip
+        try:
+            work.rename(out)
+        except OSError:  # another caller's build landed first (or a stale, incomplete dir)
+            if not exe.exists():
+                shutil.rmtree(out, ignore_errors=True)
+                work.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return exe

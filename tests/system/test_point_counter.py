@@ -182,3 +182,27 @@ def test_bad_usage_and_unknown_tracepoint(pc: ModuleType, cached_file: Path) -> 
     )
     assert missing.returncode == 3
     assert "no_such_tracepoint_xyz" in missing.stderr
+
+
+def test_concurrent_builds_share_one_complete_cache_entry(tmp_path: Path) -> None:
+    """Two guests share the host's build cache: builders running at once each build in a
+    directory of their own and rename it into place, so every one gets a working counter
+    (the object and skeleton were written in place before, readable half-written)."""
+    require(os.geteuid() == 0, "needs root (BPF)")
+    env = {**os.environ, "READBENCH_BPF_CACHE": str(tmp_path / "bpf")}
+    code = ("import sys; sys.path.insert(0, 'bench'); import skeleton_build as s; "
+            "print(s.build('point_counter', ('-luring',)))")  # fmt: skip
+    root = BENCH.parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    (exe,) = {Path(o.strip()) for o, _ in outs}
+    assert exe.is_file() and os.access(exe, os.X_OK)
+    assert sorted(f.name for f in exe.parent.iterdir()) == [
+        "point_counter", "point_counter.bpf.o", "point_counter.skel.h"]  # fmt: skip
+    assert [d.name for d in exe.parent.parent.iterdir()] == [exe.parent.name]  # no temp left
+    r = subprocess.run([str(exe), "sys_enter", "pipe", "-", "64", "100"], capture_output=True,
+                       text=True, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
