@@ -245,15 +245,21 @@ def coverage_recommendation(
     coverable = frozenset().union(*(s for _, s in cands)) if cands else frozenset()
     unseen = [w for w in names if w not in coverable]
 
-    def cost(rows: tuple[dict[str, Any], ...]) -> tuple[float, int, float]:
-        total, missing = 0.0, 0
+    def cost(rows: tuple[dict[str, Any], ...]) -> tuple[float, int, float, float, int]:
+        """Measured upper bounds first; where a cost is missing, what it is made of: how
+        often the points fire per op (handle_mm_fault fires on every fault, twice for one
+        that retries after its I/O; filemap_fault once), then their attach types' published
+        dispatch cost."""
+        total, missing, fires, dispatch = 0.0, 0, 0.0, 0
         for r in rows:
             o = overheads.get(r["key"]) or {}
             if o.get("ns") is None:
                 missing += 1
+                fires += sum(float(f or 0) for f in (r.get("fires_per_op") or {}).values())
+                dispatch += DISPATCH_RANK.get(r["via"], 9)
             else:
                 total += float((o.get("ci95") or [o["ns"], o["ns"]])[1])
-        return (missing, len(rows), total) if missing else (0, len(rows), total)
+        return (missing, len(rows), total, round(fires, 2), dispatch)
 
     best: tuple[dict[str, Any], ...] | None = None
     for n in range(1, max_set + 1):
@@ -303,7 +309,8 @@ def coverage_recommendation(
     summary = (" + ".join(parts) + f": together they see {seen_n} of the {len(names)} read "
                "kinds measured with their file")  # fmt: skip
     if unmeasured == len(best):
-        summary += " (no overhead measured: ranked by the fewest points)"
+        summary += (" (no overhead measured: ranked by the fewest points, then the fewest "
+                    "firings per op, then the attach types' published dispatch cost)")  # fmt: skip
     elif unmeasured:
         # a set with a measured point beside an unmeasured one: say what the rank rests on
         summary += (" (ranked by the fewest points of unmeasured overhead, then the fewest "
@@ -325,7 +332,9 @@ def coverage_recommendation(
         "sees": sorted(coverable, key=names.index),
         "unseen": unseen,
         "alternatives": alternatives,
-        "ranked_by": "fewest points, then the sum of their overheads' upper 95% bounds",
+        "ranked_by": "fewest points of unmeasured overhead, then fewest points, then the sum "
+        "of their overheads' upper 95% bounds; among unmeasured points, the fewest firings "
+        "per op, then the attach types' published dispatch cost",
         "summary": summary,
     }
 

@@ -119,7 +119,7 @@ def test_the_cheapest_covering_set_and_what_the_others_miss() -> None:
     ]
     # without measured costs it says so and ranks by the fewest points
     none = coverage_recommendation(COV)["summary"]
-    assert "(no overhead measured: ranked by the fewest points)" in none
+    assert "(no overhead measured: ranked by the fewest points, then the fewest firings" in none
     assert "(overhead not measured)" not in none  # said once, not of every point
     # some measured, one not (a default run measures sys_enter at 64 B, the coverage is at
     # 4 KiB): the unmeasured point says so beside its name, the rank rule is named, and no
@@ -176,3 +176,24 @@ def test_a_page_fault_point_sees_the_file_and_only_mmap_cached_is_unseen_for_tha
     nofault = coverage_recommendation({**COV, "points": [SYS, GET, SUBMIT]}, {})
     assert nofault["unseen"] == ["mmap-fault", "mmap-cached"]
     assert "mmap-fault, mmap-cached (reads of pages already mapped" in nofault["summary"]
+
+
+def test_without_costs_the_point_that_fires_less_wins() -> None:
+    """The 6.1 guest's coverage named fentry on handle_mm_fault (2 firings per mmap-fault
+    page: a fault that retries after its I/O enters it twice, and it fires on every fault)
+    over filemap_fault (1), both unmeasured: firings per op, then the attach type's
+    dispatch cost, break the tie."""
+    kinds = [{"workload": w, "fd_arg": True} for w in ("cached", "mmap-fault")]
+    vfs = _row("rw_verify_area", {"cached": 1.0, "mmap-fault": 0.0}, "struct file *", "fentry")
+    hmf = _row("handle_mm_fault", {"cached": 0.0, "mmap-fault": 2.0}, "struct vm_area_struct *",
+               "fentry")  # fmt: skip
+    ff = _row("filemap_fault", {"cached": 0.0, "mmap-fault": 1.0}, "struct vm_fault *", "kprobe")
+    ff_fentry = {**ff, "key": "filemap_fault#fentry", "via": "fentry"}
+    cov = {"kinds": kinds, "points": [vfs, hmf, ff]}
+    rec = coverage_recommendation(cov)
+    assert [p["point"] for p in rec["points"]] == ["rw_verify_area", "filemap_fault"]
+    assert "fewest firings per op" in rec["ranked_by"]
+    # same firings: the cheaper mechanism (fentry before kprobe)
+    cov = {"kinds": kinds, "points": [vfs, ff, ff_fentry]}
+    rec = coverage_recommendation(cov)
+    assert [p["attach"] for p in rec["points"]] == ["fentry", "fentry"]
