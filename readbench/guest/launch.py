@@ -37,7 +37,7 @@ from readbench.errors import MissingCapability
 from readbench.guest import disk
 from readbench.guest.kernels import SBIN, GuestKernel
 from readbench.measure.machine import GUEST_ENV
-from readbench.model.guest import GuestSpec, lsm_list
+from readbench.model.guest import GuestSpec, emulated_note, lsm_list
 from readbench.store.cache import cache_home
 from readbench.store.rundir import atomic_write_json
 
@@ -460,10 +460,7 @@ def run(
         + f"; {accel.name.upper()}: {accel.reason}"
     )
     if accel.emulated:
-        say(
-            "TCG is software emulation: every time measured in this guest is emulated, not a "
-            "hardware time; counts, attachability, arguments and the copy routine are facts"
-        )
+        say(emulated_note("measured in this guest"))
     t0 = time.monotonic()
     follow = _Follow(errfile)
     out = stdout if stdout is not None else sys.stdout

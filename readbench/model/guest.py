@@ -30,8 +30,9 @@ def emulated_note(times: str) -> str:
     ("on this page", "in this comparison")."""
     return (
         f"EMULATED TIMES (QEMU TCG): every time {times} is an emulated time, not a hardware "
-        "time; the copy routine, its share of the samples, the counts, what attaches and what "
-        "a program sees are facts"
+        "time, and so is every share of time (the copy routine's share of a read included: "
+        "TCG emulates rep movs in software); which copy-to-user routine runs, the counts, what "
+        "attaches and what a program sees are facts"
     )
 
 

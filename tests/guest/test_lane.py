@@ -2,7 +2,7 @@
 (fentry, kprobes, BPF LSM) or lacks (the pre-6.4 copy routines). Each test boots a real guest
 with `readbench guest`, as a user would; under TCG a boot costs ~20 s and every time is
 emulated, so these tests check facts: counts, attachability, refusals, the routine that runs
-and its share of the samples."""
+and that the attribution pass finds samples in it (how large its share is, TCG decides)."""
 
 from __future__ import annotations
 
