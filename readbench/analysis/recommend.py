@@ -221,6 +221,38 @@ def minimal_covers(cov: dict[str, Any], max_set: int = 3) -> list[list[str]]:
     return []
 
 
+def _set_cost(
+    rows: tuple[dict[str, Any], ...], overheads: dict[str, dict[str, Any]]
+) -> tuple[float, int, float, float, int]:
+    """A coverage set's rank: measured upper bounds first; where a cost is missing, what it
+    is made of: how often the points fire per op (handle_mm_fault fires on every fault,
+    twice for one that retries after its I/O; filemap_fault once), then their attach types'
+    published dispatch cost."""
+    total, missing, fires, dispatch = 0.0, 0, 0.0, 0
+    for r in rows:
+        o = overheads.get(r["key"]) or {}
+        if o.get("ns") is None:
+            missing += 1
+            fires += sum(float(f or 0) for f in (r.get("fires_per_op") or {}).values())
+            dispatch += DISPATCH_RANK.get(r["via"], 9)
+        else:
+            total += float((o.get("ci95") or [o["ns"], o["ns"]])[1])
+    return (missing, len(rows), total, round(fires, 2), dispatch)
+
+
+def _point_phrase(r: dict[str, Any], o: dict[str, Any], beside_measured: bool) -> str:
+    """One point of the chosen set with its measured cost; an unmeasured point beside
+    measured ones says so by its name."""
+    if o.get("ns") is None:
+        return f"{r['via']} on {_label(r)}" + (
+            " (overhead not measured)" if beside_measured else ""
+        )
+    ci = o.get("ci95") or [o["ns"], o["ns"]]
+    on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
+    cost = f"{o['ns']:.0f} ns {on}" if ci[0] > 0 else f"not resolved: at most {ci[1]:.0f} ns {on}"
+    return f"{r['via']} on {_label(r)} ({cost})"
+
+
 def coverage_recommendation(
     cov: dict[str, Any], overheads: dict[str, dict[str, Any]] | None = None, max_set: int = 3
 ) -> dict[str, Any]:
@@ -245,28 +277,14 @@ def coverage_recommendation(
     coverable = frozenset().union(*(s for _, s in cands)) if cands else frozenset()
     unseen = [w for w in names if w not in coverable]
 
-    def cost(rows: tuple[dict[str, Any], ...]) -> tuple[float, int, float, float, int]:
-        """Measured upper bounds first; where a cost is missing, what it is made of: how
-        often the points fire per op (handle_mm_fault fires on every fault, twice for one
-        that retries after its I/O; filemap_fault once), then their attach types' published
-        dispatch cost."""
-        total, missing, fires, dispatch = 0.0, 0, 0.0, 0
-        for r in rows:
-            o = overheads.get(r["key"]) or {}
-            if o.get("ns") is None:
-                missing += 1
-                fires += sum(float(f or 0) for f in (r.get("fires_per_op") or {}).values())
-                dispatch += DISPATCH_RANK.get(r["via"], 9)
-            else:
-                total += float((o.get("ci95") or [o["ns"], o["ns"]])[1])
-        return (missing, len(rows), total, round(fires, 2), dispatch)
-
     best: tuple[dict[str, Any], ...] | None = None
     for n in range(1, max_set + 1):
         sets = [c for c in combinations(cands, n)
                 if frozenset().union(*(s for _, s in c)) == coverable]  # fmt: skip
         if sets:
-            best = tuple(r for r, _ in min(sets, key=lambda c: cost(tuple(r for r, _ in c))))
+            best = tuple(
+                r for r, _ in min(sets, key=lambda c: _set_cost(tuple(r for r, _ in c), overheads))
+            )
             break
     alternatives = []
     for r, seen in sorted(cands, key=lambda rs: (-len(rs[1]), _label(rs[0]))):
@@ -291,20 +309,10 @@ def coverage_recommendation(
         summary = "no attachable point sees any read kind of this run with its file"
         return {"need": "observe", "text": text, "points": [], "summary": "; ".join(
             [summary, *tail]), "unseen": unseen, "alternatives": alternatives}  # fmt: skip
-    parts = []
+    parts: list[str] = []
     unmeasured = sum((overheads.get(r["key"]) or {}).get("ns") is None for r in best)
     for r in best:
-        o = overheads.get(r["key"]) or {}
-        if o.get("ns") is None:
-            # beside measured ones, an unmeasured point says so by its name
-            mark = " (overhead not measured)" if unmeasured < len(best) else ""
-            parts.append(f"{r['via']} on {_label(r)}{mark}")
-        else:
-            ci = o.get("ci95") or [o["ns"], o["ns"]]
-            on = f"per {o.get('on')} op, 95% CI {ci[0]:.0f}–{ci[1]:.0f}"
-            cost = (f"{o['ns']:.0f} ns {on}" if ci[0] > 0 else
-                    f"not resolved: at most {ci[1]:.0f} ns {on}")  # fmt: skip
-            parts.append(f"{r['via']} on {_label(r)} ({cost})")
+        parts.append(_point_phrase(r, overheads.get(r["key"]) or {}, unmeasured < len(best)))
     seen_n = len(coverable)
     summary = (" + ".join(parts) + f": together they see {seen_n} of the {len(names)} read "
                "kinds measured with their file")  # fmt: skip
