@@ -139,6 +139,19 @@ def test_buffered_check_is_measured_not_assumed() -> None:
     assert buffered_check(fewer, chk["points"])["answer"] == "yes"
 
 
+def test_a_tracepoint_the_kernel_lacks_is_named_absent_not_silently_missed() -> None:
+    # Linux 6.1 has neither filemap tracepoint: the check said only that they miss every kind
+    gone = "filemap/mm_filemap_get_pages"
+    old = {
+        **COV,
+        "kernel": "6.1.0-57-amd64",
+        "points": [r for r in COV["points"] if r["key"] != gone],
+    }
+    chk = buffered_check(old, ("filemap/mm_filemap_get_pages", "filemap/mm_filemap_fault"))
+    assert chk["answer"] == "no" and chk["absent"] == [gone]
+    assert chk["text"].endswith(f"{gone}: not in this kernel (6.1.0-57-amd64)")
+
+
 def test_headline_phrases_come_from_the_registry_and_point_hooks_read_plainly() -> None:
     from readbench.analysis.headline import sentence
 
