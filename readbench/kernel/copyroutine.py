@@ -134,18 +134,31 @@ def _pre64(era: str, flags: set[str]) -> dict[str, Any]:
             "extra_symbols": [],
         }
     sym = "copy_user_generic_unrolled"
-    return {
-        "name": sym,
-        "symbol": sym,
-        "why": "neither ERMS nor REP_GOOD: unrolled routine",
-        "by_size": [
+    if short_sym != sym:
+        # 5.18-6.3: the unrolled routine ends every copy with a jump into the shared
+        # short-copy code (its words, bytes, clac and ret): both symbols are the copy
+        blocks = "align destination, 64-byte movq blocks, then the short-copy code's words, bytes"
+        by = [
+            _rng(0, 7, "byte loop (short-copy code)", short_sym, "movb"),
+            _rng(
+                8, 63, "align destination, short-copy code's movq loop + bytes", short_sym, "movq"
+            ),
+            _rng(64, None, blocks, sym, "movq"),
+        ]
+    else:
+        by = [
             _byte_loop(sym),
             _rng(8, 63, "align destination, 8-byte movq loop + byte tail", sym, "movq"),
             _rng(
                 64, None, "align destination, 64-byte movq blocks, 8-byte words, bytes", sym, "movq"
             ),
-        ],
-        "extra_symbols": [],
+        ]
+    return {
+        "name": sym,
+        "symbol": sym,
+        "why": "neither ERMS nor REP_GOOD: unrolled routine",
+        "by_size": by,
+        "extra_symbols": [short_sym] if short_sym != sym else [],
     }
 
 

@@ -58,6 +58,19 @@ def test_symbol_attribution_on_synthetic_script() -> None:
     assert "skid" in a["method_limits"]
 
 
+def test_the_unrolled_routines_short_copy_tail_is_copy_time_on_6_1() -> None:
+    # the 6.1 guest without ERMS or REP_GOOD: every copy_user_generic_unrolled ends in
+    # copy_user_short_string (21 % of a 64 KiB read's samples there); it counted as other
+    script = "\n".join(
+        ["ffffffff81a0d0c0 copy_user_generic_unrolled+0x40 ([kernel.kallsyms])"] * 55
+        + ["ffffffff81a0d200 copy_user_short_string+0x20 ([kernel.kallsyms])"] * 21
+        + ["ffffffff8158ef77 filemap_read+0x67 ([kernel.kallsyms])"] * 24
+    )
+    a = attribute(parse_perf_script(script), copyroutine.predict("6.1.0", set(), None))
+    assert a["copy_symbol"] == "copy_user_generic_unrolled,copy_user_short_string"
+    assert a["copy_fraction"] == pytest.approx(0.76)
+
+
 def test_pre64_short_copy_is_attributed_to_the_short_string_symbol() -> None:
     """On 5.18–6.3 ERMS without FSRM, < 64 B copies run in copy_user_short_string."""
     routine = copyroutine.predict("6.1.0", {"erms", "rep_good"}, None)

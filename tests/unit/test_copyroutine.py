@@ -29,6 +29,12 @@ ERMS_SHORT_IN_UNROLLED = [
 ]
 ERMS_SHORT_SYMBOL = [(0, 7, SHORT, "movb"), (8, 63, SHORT, "movq"), (64, None, FAST, "rep movsb")]
 INLINE_ALL = [(0, None, None, "rep movsb")]
+# 5.18-6.3: the unrolled routine jumps into the short-copy code for what 64-byte blocks leave
+UNROLLED_SHORT_SYMBOL = [
+    (0, 7, SHORT, "movb"),
+    (8, 63, SHORT, "movq"),
+    (64, None, UNROLLED, "movq"),
+]
 
 
 def rma(large_insn: str) -> list[tuple[int, int | None, str | None, str]]:
@@ -64,7 +70,7 @@ TABLE = [
     ("6.3.13", {E, F, R}, "5.18-6.3", FAST, ERMS_ALL, None),
     ("6.1.0", {R}, "5.18-6.3", STRING, STRING_ROWS, "rep movsq"),
     ("6.1.0", {F, R}, "5.18-6.3", STRING, STRING_ROWS, "rep movsq"),
-    ("6.1.0", set(), "5.18-6.3", UNROLLED, UNROLLED_ROWS, "64-byte"),
+    ("6.1.0", set(), "5.18-6.3", UNROLLED, UNROLLED_SHORT_SYMBOL, "64-byte"),
     # 6.4-rc1..rc3: inline rep movsb with FSRM, else rep_movs_alternative ignoring ERMS
     ("6.4.0-rc1", {E, F, R}, "6.4-rc1..3", INLINE, INLINE_ALL, None),
     ("6.4-rc3", {E, R}, "6.4-rc1..3", RMA, rma("movq"), "ERMS ignored"),
