@@ -99,7 +99,11 @@ int dw_rq_issue(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	issued = bpf_map_lookup_elem(&rqs, &key);
-	if (issued) { /* issued again without a requeue event: the last issue counts */
+	if (issued) {
+		/* issued again: after a requeue (0) its device time starts now; without a requeue
+		 * event the last issue counts */
+		if (*issued == 0 && __sync_fetch_and_add(&out.inflight, 1) == 0)
+			out.busy_start = now;
 		*issued = now;
 		return 0;
 	}
@@ -111,15 +115,18 @@ int dw_rq_issue(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* block_rq_requeue(struct request *rq): the driver could not take it (a full virtqueue);
- * it will be issued again, and its device time starts then. */
+ * it will be issued again, and its device time starts then. The request stays known (its
+ * issue time 0) until it completes: deleting it here lost completions under a concurrent
+ * writer (9 of 13 requeued requests in one pass; kept, 0 of 510 in twelve passes). */
 SEC("raw_tp/block_rq_requeue")
 int dw_rq_requeue(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 key = ctx->args[0];
+	__u64 key = ctx->args[0], *issued;
 
-	if (!bpf_map_lookup_elem(&rqs, &key))
+	issued = bpf_map_lookup_elem(&rqs, &key);
+	if (!issued || *issued == 0)
 		return 0;
-	bpf_map_delete_elem(&rqs, &key);
+	*issued = 0;
 	__sync_fetch_and_add(&out.requeues, 1);
 	leave(bpf_ktime_get_ns());
 	return 0;
@@ -136,7 +143,9 @@ int dw_rq_complete(struct bpf_raw_tracepoint_args *ctx)
 	if (!issued)
 		return 0;
 	now = bpf_ktime_get_ns();
-	d = now - *issued;
+	d = *issued ? now - *issued : 0; /* 0: its requeue was seen after its last issue */
+	if (*issued)
+		leave(now);
 	bpf_map_delete_elem(&rqs, &key);
 	bio = (__u64)BPF_CORE_READ(rq, bio);
 	for (int i = 0; i < DW_MAX_BIOS_PER_RQ && bio; i++) {
@@ -148,7 +157,6 @@ int dw_rq_complete(struct bpf_raw_tracepoint_args *ctx)
 	__sync_fetch_and_add(&out.sum_ns, d);
 	if (d > out.max_ns)
 		out.max_ns = d;
-	leave(now);
 	return 0;
 }
 

@@ -62,7 +62,10 @@ def test_device_wait_counts_one_request_per_read(
 ) -> None:
     """64 KiB reads of evicted (uncached) or O_DIRECT pages: exactly one request of 64 KiB per
     read, counted by BPF for this process only; the kernel's disk statistics (all processes)
-    saw at least as many; the device time is below the read's wall clock."""
+    saw at least as many; the device time is below the read's wall clock. Exact under other
+    I/O too: a writer meanwhile fills the virtqueue and requests are requeued (up to 159 in
+    a pass), and a requeued request's completion once went uncounted (5 of 1810 in CI, right
+    after the guest lane)."""
     from readbench.measure.datafiles import check_workload_fs
     from readbench.measure.perf_profile import device_wait
 
@@ -81,23 +84,20 @@ def test_device_wait_counts_one_request_per_read(
     assert dw["available"], dw.get("reason")
     reads = dw["reads"]
     assert reads > 100
-    done = int(after[0]) - int(before[0])
-    sectors = int(after[2]) - int(before[2])
-    writes = int(after[4]) - int(before[4])
-    others = done - dw["requests"] + writes  # other processes' requests on this disk meanwhile
     # one request per read (a request in flight at the start may add one); a firing the kernel
-    # skipped (a program already running on that CPU) is counted in `missed`. Exact on a quiet
-    # disk; with other I/O on it (CI, right after the guest lane) 5 of 1810 went unseen once,
-    # cause not found: tolerated only then, and at most 1 %
-    unseen = reads - dw["missed"] - dw["requests"]
-    assert dw["requests"] <= reads + 2, dw
-    assert unseen <= 0 or (others > 0 and unseen <= 0.01 * reads), (unseen, others, dw)
+    # skipped (a program already running on that CPU) is counted in `missed`
+    assert reads - dw["missed"] <= dw["requests"] <= reads + 2, dw
     assert dw["issued"] - dw["missed"] <= dw["requests"] <= dw["issued"], dw
     assert dw["bytes"] == dw["requests"] * 65536
-    assert dw["requeues"] == 0 and dw["splits"] == 0
+    assert dw["splits"] == 0
+    done = int(after[0]) - int(before[0])
+    sectors = int(after[2]) - int(before[2])
     assert done >= dw["requests"] and sectors * 512 >= dw["bytes"]
     assert 0 < dw["device_ns_per_read"] < dw["wall_ns_per_read"]
-    assert dw["request_ns_mean"] == pytest.approx(dw["device_ns_per_read"], rel=0.05)
+    if dw["requeues"] == 0:
+        assert dw["request_ns_mean"] == pytest.approx(dw["device_ns_per_read"], rel=0.05)
+    else:  # a request's time runs from its last issue; the busy time also holds the tries
+        assert dw["request_ns_mean"] <= 1.05 * dw["device_ns_per_read"], dw
     # the reader off the CPU, from sched_switch, against the independent clock of the same
     # pass: wall time minus perf's task-clock; each read sleeps for its request
     assert dw["switches_per_read"] >= 0.9, dw
