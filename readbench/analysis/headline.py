@@ -55,6 +55,12 @@ def is_confound(c: dict[str, Any]) -> bool:
 
 
 def sentence(c: dict[str, Any]) -> str:
+    """The claim in words; a claim whose read's A/A sham toggle failed says so."""
+    tc = c.get("toggle_confound")
+    return _sentence(c) + (f"; but {tc['sentence']}" if tc else "")
+
+
+def _sentence(c: dict[str, Any]) -> str:
     try:
         spec = parse(c["hook"])
         body = "an empty" if spec.body == "empty" else f"a {spec.body}"

@@ -511,6 +511,28 @@ def _claims(
     return comps, aa, no_baseline
 
 
+def _toggle_confounds(comps: list[dict[str, Any]], aa: list[dict[str, Any]]) -> list[str]:
+    """A claim on a read whose A/A sham copy failed carries the toggle's own effect (the
+    sham attaches and detaches like a hook and never fires): it is marked, with the A/A's
+    Δ, for the headline and the claims table; one warning per such read."""
+    failed = {(a["workload"], a["size"], a["buf_offset"]): a for a in aa if a.get("significant")}
+    warnings = []
+    for key, a in failed.items():
+        ci = a.get("delta_ci95") or [a["delta_ns"], a["delta_ns"]]
+        said = (
+            f"the A/A sham toggle alone moved this read {a['delta_ns']:+.0f} ns (95% CI "
+            f"{ci[0]:.0f} to {ci[1]:.0f}, {a['name']}): its Δ includes the toggle's own "
+            "effect, a confound to find"
+        )
+        hit = [c for c in comps if (c["workload"], c["size"], c["buf_offset"]) == key]
+        for c in hit:
+            c["toggle_confound"] = {"aa": a["name"], "delta_ns": a["delta_ns"],
+                                    "delta_ci95": ci, "sentence": said}  # fmt: skip
+        if hit:
+            warnings.append(f"{len(hit)} claim(s) on {a['name'].split('#')[0]}: {said}")
+    return warnings
+
+
 def _aa_summary(run: RunData, aa: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     """The A/A family's rates (after apply_family): Holm-adjusted, uncorrected with its
     exact interval (the one that means something: Holm makes the other ~0 by
@@ -573,6 +595,7 @@ def analyze_loaded(
     # A/A is its own family: it calibrates the procedure, it makes no claims
     apply_family(aa, alpha, margin, m_label="A/A comparisons", kind="aa")
     aa_summary = _aa_summary(run, aa, alpha)
+    toggle_warnings = _toggle_confounds(comps, aa)
     state = run.manifest.get("system_state")
     ncpu = ((run.manifest.get("probe") or {}).get("cpu") or {}).get("count")
     heterogeneous = [
@@ -613,6 +636,12 @@ def analyze_loaded(
     }
     result["warnings"] = [
         *([aa_summary["aa_warning"]] if aa_summary["aa_warning"] else []),
+        *toggle_warnings,
+        *(
+            f"{c['name']}: {c['variance']['carryover_sentence']}"
+            for c in comps
+            if (c.get("variance") or {}).get("carryover_sentence")
+        ),
         *(f"{h['name']}: {h['sentence']}" for h in heterogeneous),
         *(f"machine state: {w}" for w in result["machine_state"]["warnings"]),
     ]

@@ -123,6 +123,7 @@ def decompose(
         "effect_sd_between_pct": tau * 100,
         "position": term("position"),
         "carryover": term("after_toggle"),
+        "carryover_sentence": _carryover_sentence(term("after_toggle")),
         "heterogeneity_p": hetero_p,
         "heterogeneous": hetero,
         "sentence": (
@@ -135,3 +136,15 @@ def decompose(
         else "",
     }
     return out
+
+
+def _carryover_sentence(t: dict[str, Any]) -> str:
+    """A value right after a toggle that differs from one after the same arm (p < 0.01):
+    attaching or detaching moved the next value, so the toggle is in the claim."""
+    if t["p"] >= 0.01:
+        return ""
+    return (
+        f"values right after a toggle differ by {t['pct']:+.1f} % (95% CI "
+        f"{t['ci95_pct'][0]:+.1f} to {t['ci95_pct'][1]:+.1f} %, p = {t['p']:.2g}) from values "
+        "after the same arm: attaching or detaching moves the next value on this read"
+    )

@@ -77,3 +77,13 @@ def test_analysis_reads_the_stored_block_orders(tmp_path: Path) -> None:
     old = write_run(tmp_path / "o", workloads=("cached",), sizes=(64,), processes=12, aa=False)
     (c,) = stats.analyze_run(old)["comparisons"]
     assert not c["variance"]["available"]
+
+
+def test_a_significant_carry_over_gets_a_sentence() -> None:
+    from readbench.analysis.variance import _carryover_sentence
+
+    t = {"pct": 6.9, "ci95_pct": [4.5, 9.3], "p": 6.3e-9}
+    s = _carryover_sentence(t)
+    assert s.startswith("values right after a toggle differ by +6.9 % (95% CI +4.5 to +9.3 %")
+    assert "attaching or detaching moves the next value" in s
+    assert _carryover_sentence({**t, "p": 0.2}) == ""
