@@ -34,7 +34,7 @@ from typing import Any
 import pyperf
 
 from readbench.errors import MeasurementError
-from readbench.measure.readloop import ReadLoop, spin_iters_for
+from readbench.measure.readloop import ReadLoop
 from readbench.measure.worker import add_cell_args, attach_hook, cell_argv, die_with_parent
 from readbench.model.schema import OFF_SUFFIX
 
@@ -144,7 +144,7 @@ def measure_process(args: argparse.Namespace, arms: list[Arm], seed: int) -> dic
         spins = {}
         if any(a.delay_pct for a in arms):
             base = min(loop.run(loops).ns / loops for _ in range(3))
-            spins = {a.suffix: spin_iters_for(base * a.delay_pct / 100) for a in arms}
+            spins = {a.suffix: loop.spin_for(base * a.delay_pct / 100, loops) for a in arms}
         state: Arm | None = None
 
         def enter(arm: Arm) -> None:

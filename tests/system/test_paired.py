@@ -16,7 +16,7 @@ import pytest
 
 from readbench.bpf import support
 from readbench.bpf.attach import attach_hook
-from readbench.measure.readloop import ReadLoop, spin_iters_for
+from readbench.measure.readloop import ReadLoop
 from tests.conftest import load_bench, require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,10 +152,10 @@ def test_injected_delay_slows_every_op_by_about_what_was_asked(data_file: Path) 
     with ReadLoop("cached", 64, data_file) as loop:
         loops = loop.calibrate(10e6)
         base = statistics.median(loop.run(loops).ns / loops for _ in range(5))
-        loop.set_spin(spin_iters_for(base * 0.25))
+        spin = loop.spin_for(base * 0.25, loops)
         on, off = [], []
         for _ in range(7):
-            loop.set_spin(spin_iters_for(base * 0.25))
+            loop.set_spin(spin)
             on.append(loop.run(loops).ns)
             loop.set_spin(0)
             off.append(loop.run(loops).ns)
